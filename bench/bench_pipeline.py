@@ -1,0 +1,72 @@
+"""Time and peak memory of `tf-transpile check` and an unchanged round trip.
+
+    python bench/bench_pipeline.py [--model resnet50|mobilenetv2] [--repeat 3]
+
+Builds the model once with the host TF (Keras `model.export`, weights=None)
+into bench/out/, then runs each command in a fresh process, as a user would,
+and reports wall time and the child's peak RSS. `cp -r` of the same model is
+the floor to compare against.
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def build(name: str) -> Path:
+    path = OUT / name
+    if (path / "saved_model.pb").is_file():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    factory = {"resnet50": keras.applications.ResNet50, "mobilenetv2": keras.applications.MobileNetV2}[name]
+    factory(weights=None).export(str(path))
+    return path
+
+
+def measure(cmd) -> tuple:
+    """(seconds, peak RSS MiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, _, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    model = build(args.model)
+    size = sum(p.stat().st_size for p in model.rglob("*") if p.is_file()) / 2**20
+    target = OUT / (args.model + ".out")
+    tool = [sys.executable, "-m", "transpiler"]
+    commands = {
+        "cp -r": ["cp", "-r", str(model), str(target)],
+        "check --to 2.21": tool + ["check", str(model), "--to", "2.21"],
+        "round trip --to 2.21": tool + [str(model), str(target), "--to", "2.21"],
+    }
+    print("model %s: %.0f MiB on disk" % (args.model, size))
+    for label, cmd in commands.items():
+        runs = []
+        for _ in range(args.repeat):
+            shutil.rmtree(target, ignore_errors=True)
+            runs.append(measure(cmd))
+        best = min(runs)
+        print("%-22s best %.2f s of %d, peak RSS %.0f MiB" % (label, best[0], args.repeat, max(r[1] for r in runs)))
+    shutil.rmtree(target, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

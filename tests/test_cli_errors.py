@@ -1,0 +1,132 @@
+"""Bad input: one clear line on stderr, a non-zero exit, nothing written, input untouched."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+GOOD = "tensorflow__sm_half_plus_two_v2_2018"
+
+
+def tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(path).rglob("*")) if Path(path).is_dir() else [Path(path)]:
+        h.update(str(p).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def model(tmp_path, corpus_case):
+    dst = tmp_path / "in"
+    shutil.copytree(corpus_case(GOOD), dst)
+    return dst
+
+
+def assert_one_line_error(result, *fragments, code=2):
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tf-transpile: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def assert_nothing_written(tmp_path, out):
+    assert not Path(out).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left behind"
+
+
+def test_missing_input(cli, tmp_path):
+    result = cli(tmp_path / "nope", tmp_path / "out", "--to", "1.8")
+    assert_one_line_error(result, "no such file or directory", "nope")
+    assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+def test_corrupt_saved_model(cli, tmp_path, model):
+    (model / "saved_model.pb").write_bytes(b"\x0a\xff\xff\xff garbage")
+    before = tree_digest(model)
+    result = cli(model, tmp_path / "out", "--to", "1.8")
+    assert_one_line_error(result, "not a valid SavedModel", "saved_model.pb")
+    assert_nothing_written(tmp_path, tmp_path / "out")
+    assert tree_digest(model) == before
+
+
+def test_corrupt_graph_def(cli, tmp_path):
+    bad = tmp_path / "frozen.pb"
+    bad.write_bytes(b"\x00\x01 not a graph \xff")
+    result = cli(bad, tmp_path / "out.pb", "--to", "1.8")
+    assert_one_line_error(result, "not a valid GraphDef", "frozen.pb")
+    assert not (tmp_path / "out.pb").exists()
+
+
+def test_directory_without_saved_model(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli(tmp_path / "empty", tmp_path / "out", "--to", "1.8")
+    assert_one_line_error(result, "not a SavedModel directory")
+
+
+def test_missing_variables(cli, tmp_path, model):
+    shutil.rmtree(model / "variables")
+    result = cli(model, tmp_path / "out", "--to", "1.8")
+    assert_one_line_error(result, "missing variables")
+    assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("version", ["1.3", "3.0", "one.eight", "1.8.0.1"])
+def test_unknown_release(cli, tmp_path, model, version):
+    result = cli(model, tmp_path / "out", "--to", version)
+    assert_one_line_error(result, version)
+    assert "known releases" in result.stderr or "not a TensorFlow release" in result.stderr
+    assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+def test_existing_output_needs_force(cli, tmp_path, model):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = cli(model, out, "--to", "1.12")
+    assert_one_line_error(result, "already exists", "--force")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_force_replaces_output(cli, tmp_path, model):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = cli(model, out, "--to", "1.12", "--force")
+    assert result.returncode == 0, result.stderr
+    assert (out / "saved_model.pb").is_file() and not (out / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_output_is_input(cli, tmp_path, model, where):
+    out = model if where == "same" else model / "sub"
+    before = tree_digest(model)
+    result = cli(model, out, "--to", "1.8", "--force")
+    assert_one_line_error(result, "would overwrite the input")
+    assert tree_digest(model) == before
+
+
+def test_unknown_op_is_reported_by_node_and_op(cli, tmp_path):
+    from transpiler.protos import graph_pb2, text_format
+
+    graph = text_format.Parse('node { name: "mystery" op: "TotallyCustomOp" }', graph_pb2.GraphDef())
+    path = tmp_path / "custom.pbtxt"
+    path.write_text(text_format.MessageToString(graph))
+    result = cli(path, tmp_path / "out.pbtxt", "--to", "1.8")
+    assert result.returncode == 1
+    assert "TotallyCustomOp" in result.stderr and "mystery" in result.stderr
+    assert "unknown to every known release" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.pbtxt").exists()
+
+
+def test_help_reads_well(cli):
+    result = cli("--help")
+    assert result.returncode == 0
+    for word in ("check IN --to", "releases", "--force", "exit status"):
+        assert word in result.stdout

@@ -1,0 +1,124 @@
+"""IR: lift/lower round trip and the editing API."""
+
+import re
+
+import pytest
+
+from transpiler.ir import ARG_OP, Tensor, lift
+from transpiler.protos import graph_pb2, text_format
+from transpiler.readers import read_model
+
+CORPUS_GRAPHS = [
+    "tensorflow__sm_half_plus_two_v2_2018",
+    "serving__saved_model_half_plus_two_tf2_cpu",
+    "tfjs__module_with_multiple_signatures",
+    "tensorflow__parse_example_graph_def/parse_example_graph_def.pbtxt",
+    "tensorflow__metrics_export_meta_graph/metrics_export_meta_graph.pb",
+    "tensorflow__feature_column_embedding_ckpt/embedding.ckpt.meta",
+]
+
+
+def canonical(graph_def):
+    """GraphDef text with `x:0` spelled `x` in graph-level inputs (they mean the same)."""
+    copy = graph_pb2.GraphDef()
+    copy.CopyFrom(graph_def)
+    for node in copy.node:
+        node.input[:] = [re.sub(r":0$", "", i) for i in node.input]
+    return text_format.MessageToString(copy)
+
+
+def assert_round_trip(graph_def):
+    lowered = lift(graph_def).lower()
+    assert canonical(lowered) == canonical(graph_def)
+    again = lift(lowered).lower()
+    assert again.SerializeToString(deterministic=True) == lowered.SerializeToString(deterministic=True)
+
+
+def graph_defs_of(path):
+    return [mg.graph_def for mg in read_model(path, require_variables=False).meta_graphs]
+
+
+@pytest.mark.parametrize("name", CORPUS_GRAPHS)
+def test_round_trip_corpus(name, corpus_case):
+    for graph_def in graph_defs_of(corpus_case(name)):
+        assert_round_trip(graph_def)
+
+
+def test_round_trip_tf2_models(tf2_cases):
+    for case in tf2_cases.values():
+        for graph_def in graph_defs_of(case.path):
+            assert_round_trip(graph_def)
+
+
+@pytest.mark.real_runtime
+def test_round_trip_tf115_models(tf1_cases):
+    for case in tf1_cases("1.15.0").values():
+        for graph_def in graph_defs_of(case.path):
+            assert_round_trip(graph_def)
+
+
+SMALL = """
+node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }
+node { name: "c" op: "Const" attr { key: "dtype" value { type: DT_FLOAT } }
+       attr { key: "value" value { tensor { dtype: DT_FLOAT float_val: 2 } } } }
+node { name: "init" op: "NoOp" }
+node { name: "mul" op: "Mul" input: "x" input: "c" input: "^init" attr { key: "T" value { type: DT_FLOAT } } }
+node { name: "out" op: "Identity" input: "mul:0" attr { key: "T" value { type: DT_FLOAT } } }
+library { function {
+  signature { name: "f" input_arg { name: "a" type: DT_FLOAT } output_arg { name: "y" type: DT_FLOAT } }
+  node_def { name: "neg" op: "Neg" input: "a" attr { key: "T" value { type: DT_FLOAT } } }
+  ret { key: "y" value: "neg:y:0" } } }
+"""
+
+
+@pytest.fixture
+def small():
+    return lift(text_format.Parse(SMALL, graph_pb2.GraphDef()))
+
+
+def test_queries(small):
+    assert small.inputs("mul") == [Tensor("x", 0), Tensor("c", 0)]
+    assert small.control_inputs("mul") == ["init"]
+    assert small.consumers(Tensor("mul", 0)) == [("out", 0)]
+    assert [n.name for n in small.nodes_by_op("Mul")] == ["mul"]
+    fn = small.functions["f"]
+    assert fn["a"].op == ARG_OP and [n.name for n in fn.nodes] == ["neg"]
+    assert fn.inputs("neg") == [Tensor("a", None)] and fn.ret == {"y": Tensor("neg", "y:0")}
+
+
+def test_replace_node_moves_data_and_control_edges(small):
+    small.add_node("twice", "Add", [Tensor("x"), Tensor("x")], attrs=dict(small["mul"].attrs))
+    small.add_node("later", "NoOp", control_inputs=["mul"])
+    small.replace_node("mul", {0: Tensor("twice", 0)}, control_output="twice")
+    assert "mul" not in small
+    assert small.inputs("out") == [Tensor("twice", 0)]
+    assert small.control_inputs("later") == ["twice"]
+    assert "mul" not in text_format.MessageToString(small.lower())
+
+
+def test_remove_refuses_while_read(small):
+    with pytest.raises(ValueError, match="still read by out"):
+        small.remove_node("mul")
+    before = small.lower()
+    assert canonical(before) == canonical(lift(text_format.Parse(SMALL, graph_pb2.GraphDef())).lower())
+
+
+def test_rename_updates_readers_and_function_results(small):
+    small.rename("mul", "product")
+    assert small.inputs("out") == [Tensor("product", 0)]
+    fn = small.functions["f"]
+    fn.rename("neg", "negate")
+    assert fn.ret == {"y": Tensor("negate", "y:0")}
+    lowered = small.lower()
+    assert lowered.library.function[0].ret["y"] == "negate:y:0"
+
+
+def test_unique_name_and_topological_order(small):
+    assert small.unique_name("mul") == "mul_1"
+    order = small.topological_order()
+    assert order.index("x") < order.index("mul") < order.index("out")
+    assert order.index("init") < order.index("mul")
+
+
+def test_lowering_is_deterministic(small):
+    assert small.lower().SerializeToString(deterministic=True) == small.lower().SerializeToString(deterministic=True)

@@ -1,0 +1,138 @@
+"""Check a graph, function bodies included, against a target release's opset.
+
+Each problem names the node, its op, what the target lacks and the release
+that introduced the missing piece, so a user (or a rule author) knows what
+blocks loading and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, List, Optional
+
+from .ir import Graph, GraphDefIR, Node
+from .protos import op_def_pb2
+from .releases import Opset
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One reason the target release would refuse the graph."""
+
+    kind: str  # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | deprecated-op | graph-version
+    op: str
+    node: str
+    detail: str
+    function: Optional[str] = None
+    introduced: Optional[str] = None
+
+    @property
+    def where(self) -> str:
+        return "%s/%s" % (self.function, self.node) if self.function else self.node
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, without the node: problems with the same reason group together."""
+        if self.introduced:
+            return "%s (first in TF %s)" % (self.detail, self.introduced)
+        return self.detail
+
+
+def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpList] = None) -> List[Problem]:
+    """Every problem in `ir` for `opset`.
+
+    `producer_ops` is the model's ``stripped_op_list``: TF 1.x's importer drops
+    an attr unknown to it when the producer's OpDef declares the attr with the
+    same value as default, so such attrs do not block loading.
+    """
+    tolerated = {op.name: op for op in producer_ops.op} if producer_ops else {}
+    problems = list(_check_versions(ir, opset))
+    for function, graph in ir.graphs():
+        for node in graph.nodes:
+            if node.op not in ir.functions:
+                problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {}))
+    return problems
+
+
+def _check_versions(ir: GraphDefIR, opset: Opset) -> Iterator[Problem]:
+    min_consumer = ir.header.versions.min_consumer
+    if min_consumer > opset.graph_def_version:
+        yield Problem("graph-version", "-", "-", "GraphDef requires consumer version %d, TF %s is %d"
+                      % (min_consumer, opset.short, opset.graph_def_version))
+
+
+def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str], tolerated: dict) -> Iterator[Problem]:
+    def problem(kind: str, detail: str, introduced: Optional[str] = None) -> Problem:
+        return Problem(kind, node.op, node.name, detail, function, introduced)
+
+    op_def = opset.op(node.op)
+    catalog = opset.catalog
+    if op_def is None:
+        first = catalog.first_release(node.op, after=opset.release)
+        last = catalog.last_release(node.op)
+        if first:
+            yield problem("unknown-op", "op not in TF %s" % opset.short, first)
+        elif last:
+            yield problem("unknown-op", "op removed before TF %s (last in TF %s)" % (opset.short, last))
+        else:
+            yield problem("unknown-op", "op unknown to every known release (a custom op?)")
+        return
+    known = {a.name: a for a in op_def.attr}
+    for name, value in node.attrs.items():
+        if name.startswith("_") or name in known or _dropped_by_importer(tolerated, node.op, name, value):
+            continue
+        newer = catalog.first_release(node.op, name, after=opset.release)
+        default = _default_in(catalog.op_def(node.op, newer), name) if newer else None
+        note = ", value is its default" if default is not None and default == value else ", value is not its default"
+        yield problem("unknown-attr", "attr '%s' unknown to TF %s%s" % (name, opset.short, note if newer else ""), newer)
+    for attr in op_def.attr:
+        value = node.attrs.get(attr.name)
+        if value is None and not attr.HasField("default_value"):
+            yield problem("missing-attr", "attr '%s' required by TF %s is missing" % (attr.name, opset.short))
+        elif value is not None and not _type_allowed(attr, value):
+            yield problem("type-not-allowed", "attr '%s' type not allowed in TF %s" % (attr.name, opset.short))
+    expected = _expected_inputs(op_def, node)
+    got = len(graph.inputs(node.name))
+    if expected is not None and expected != got:
+        yield problem("arity", "%d inputs, TF %s expects %d" % (got, opset.short, expected))
+    deprecated_at = op_def.deprecation.version
+    if deprecated_at and opset.graph_def_version >= deprecated_at:
+        yield problem("deprecated-op", "op removed at GraphDef version %d: %s" % (deprecated_at, op_def.deprecation.explanation))
+
+
+def _default_in(op_def, attr: str):
+    found = next((a for a in op_def.attr if a.name == attr), None) if op_def else None
+    return found.default_value if found is not None and found.HasField("default_value") else None
+
+
+def _dropped_by_importer(tolerated: dict, op: str, attr: str, value) -> bool:
+    producer_def = tolerated.get(op)
+    default = _default_in(producer_def, attr)
+    return default is not None and default == value
+
+
+def _type_allowed(attr: op_def_pb2.OpDef.AttrDef, value) -> bool:
+    allowed = set(attr.allowed_values.list.type)
+    if attr.type not in ("type", "list(type)") or not allowed or value.WhichOneof("value") == "placeholder":
+        return True
+    types = [value.type] if attr.type == "type" else list(value.list.type)
+    return all(t in allowed for t in types)
+
+
+def _expected_inputs(op_def: op_def_pb2.OpDef, node: Node) -> Optional[int]:
+    """How many data inputs the OpDef wants, or None when attrs are symbolic."""
+    total = 0
+    for arg in op_def.input_arg:
+        if arg.number_attr:
+            value = node.attrs.get(arg.number_attr) or _default_in(op_def, arg.number_attr)
+            if value is None or value.WhichOneof("value") != "i":
+                return None
+            total += value.i
+        elif arg.type_list_attr:
+            value = node.attrs.get(arg.type_list_attr) or _default_in(op_def, arg.type_list_attr)
+            if value is None or value.WhichOneof("value") != "list":
+                return None
+            total += len(value.list.type)
+        else:
+            total += 1
+    return total
