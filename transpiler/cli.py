@@ -18,7 +18,7 @@ from .errors import IncompatibleModel, TranspileError
 PROG = "tf-transpile"
 
 USAGE = """\
-tf-transpile IN OUT --to VERSION [--force] [--checkpoint PREFIX]
+tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX]
        tf-transpile check IN --to VERSION [--format text|json]
        tf-transpile releases"""
 
@@ -51,6 +51,8 @@ def _convert_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUT", type=Path, help="where to write the converted model")
     _add_common(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--rules", type=Path, action="append", default=[], metavar="FILE",
+                   help="extra rule file (repeatable); a rule with a built-in id replaces it")
     p.add_argument("--version", action="version", version="%(prog)s " + __version__)
     return p
 
@@ -91,7 +93,7 @@ def _run(argv: List[str]) -> int:
         print(report.to_json() if args.format == "json" else report.to_text())
         return 1 if report.blocking else 0
     args = _convert_parser().parse_args(argv)
-    report = pipeline.convert(args.input, args.output, args.to, args.force, args.checkpoint)
+    report = pipeline.convert(args.input, args.output, args.to, args.force, args.checkpoint, args.rules)
     print(report.to_json() if args.format == "json" else "wrote %s for TF %s" % (args.output, report.target))
     return 0
 

@@ -1,26 +1,24 @@
 """The pipeline: read -> lift -> passes -> validate -> lower -> write.
 
-Passes are functions ``(ir, opset) -> None`` that edit the IR in place; the
-list grows as the transpiler learns more rewrites.
+Passes are callables ``(ir) -> None`` that edit the IR in place, built for
+one target; the rules pass is one of them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional
+import dataclasses
+from typing import Optional, Sequence
 
 from .errors import IncompatibleModel
-from .ir import GraphDefIR, lift
+from .ir import lift
 from .readers import Model, read_model
 from .releases import Opset, catalog
 from .report import Report
-from .validate import validate
+from .rewrite import RulePass
+from .rule_files import load_rules
+from .validate import Problem, validate
 from .writer import check_output_path, write_model
-
-Pass = Callable[[GraphDefIR, Opset], None]
-
-#: Passes run in order on every graph of the model.
-PASSES: List[Pass] = []
 
 
 def graph_label(model: Model, index: int) -> str:
@@ -40,20 +38,34 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     return Report(model.describe(), opset.short, sections)
 
 
-def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Optional[Path] = None) -> Report:
+def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Optional[Path] = None,
+            rule_files: Sequence[Path] = ()) -> Report:
     """Rewrite the model for `to` and write it to `out`; refuse if it still would not load."""
     opset = catalog().opset(to)
     check_output_path(path, out, force)
     model = read_model(path, checkpoint)
-    irs = [lift(mg.graph_def) for mg in model.meta_graphs]
-    for ir in irs:
-        for run_pass in PASSES:
-            run_pass(ir, opset)
-    report = Report(model.describe(), opset.short,
-                    [(graph_label(model, i), validate(ir, opset)) for i, ir in enumerate(irs)])
+    irs, report = transpile(model, opset, rule_files)
     if report.blocking:
         raise IncompatibleModel(report.summary(), report)
     for mg, ir in zip(model.meta_graphs, irs):
         mg.graph_def.CopyFrom(ir.lower())
     write_model(model, out, opset, force)
     return report
+
+
+def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = ()) -> tuple:
+    """Run the passes on every graph of `model`; (rewritten IRs, report). Writes nothing."""
+    rules = RulePass(load_rules(list(rule_files)), opset)
+    irs = [lift(mg.graph_def) for mg in model.meta_graphs]
+    sections = []
+    for i, ir in enumerate(irs):
+        rules(ir)
+        sections.append((graph_label(model, i), [_explain(p, rules.refused) for p in validate(ir, opset)]))
+    fired = [dataclasses.asdict(f) for f in rules.fired]
+    return irs, Report(model.describe(), opset.short, sections, fired)
+
+
+def _explain(problem: Problem, refused: dict) -> Problem:
+    """Attach a rule's refusal reason to the problem it leaves behind."""
+    reason = refused.get((problem.function, problem.node))
+    return dataclasses.replace(problem, detail="%s; %s" % (problem.detail, reason)) if reason else problem

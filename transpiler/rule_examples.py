@@ -1,0 +1,131 @@
+"""Run a rule's own examples: the original op vs. its rewrite, in the host TF.
+
+An example gives the matched node's inputs (dtype, shape, optional values or
+range) and attrs. We build a one-node graph, run it, apply the rules for a
+target where the rule is active, run the rewrite on the same inputs, and
+compare every output the original had.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional
+
+import numpy as np
+
+from .attrs import dtype_enum, make_attr
+from .ir import lift
+from .protos import graph_pb2, types_pb2
+from .releases import Catalog, catalog
+from .rewrite import RulePass, output_ports
+from .rule_files import Rule, load_rules
+from .tf_runtime import run_graph
+
+NODE = "subject"
+
+
+@dataclasses.dataclass
+class ExampleResult:
+    rule: str
+    index: int
+    target: str
+    ok: bool
+    message: str
+
+
+def target_for(rule: Rule, cat: Catalog, rules: List[Rule]) -> Optional[str]:
+    """The newest known release for which `rule` is active."""
+    for release in reversed(cat.releases):
+        if any(r.id == rule.id for r in RulePass(rules, cat.opset(release)).rules):
+            return release
+    return None
+
+
+def run_examples(rule: Rule, rules: Optional[List[Rule]] = None, seed: int = 0) -> List[ExampleResult]:
+    rules = rules if rules is not None else load_rules()
+    cat = catalog()
+    results = []
+    for index, example in enumerate(rule.examples):
+        target = example.get("target") or target_for(rule, cat, rules)
+        if target is None:
+            results.append(ExampleResult(rule.id, index, "-", False, "rule is active for no known release"))
+            continue
+        target = cat.resolve(target)
+        results.append(_run_one(rule, index, example, RulePass(rules, cat.opset(target)), seed))
+    return results
+
+
+def _run_one(rule: Rule, index: int, example: dict, rules: RulePass, seed: int) -> ExampleResult:
+    def result(ok: bool, message: str) -> ExampleResult:
+        return ExampleResult(rule.id, index, rules.opset.release, ok, message)
+
+    graph_def, feeds = build_example(rule, example, rules, np.random.default_rng(seed + index))
+    ir = lift(graph_def)
+    outputs = ["%s:%d" % (NODE, i) for i in output_ports(rules.source_def(rule.op), ir[NODE], False)]
+    outputs = [o for i, o in enumerate(outputs) if i not in (example.get("ignore_outputs") or [])]
+    expected = run_graph(graph_def, feeds, outputs)
+    rules(ir)
+    if not any(f.rule == rule.id for f in rules.fired):
+        return result(False, "the rule did not fire on its example")
+    leftover = sorted({n.op for n in ir.nodes if not rules.opset.has_op(n.op)})
+    if leftover:
+        return result(False, "rewrite still uses ops TF %s lacks: %s" % (rules.opset.release, ", ".join(leftover)))
+    got = run_graph(ir.lower(), feeds, outputs)
+    tolerance = example.get("tolerance", 1e-5)
+    for name, want, have in zip(outputs, expected, got):
+        problem = compare(want, have, tolerance)
+        if problem:
+            return result(False, "%s: %s" % (name, problem))
+    return result(True, "%d output(s) match" % len(outputs))
+
+
+def compare(want: np.ndarray, have: np.ndarray, tolerance: float) -> Optional[str]:
+    want, have = np.asarray(want), np.asarray(have)
+    if want.shape != have.shape:
+        return "shape %s, expected %s" % (have.shape, want.shape)
+    if want.dtype != have.dtype:
+        return "dtype %s, expected %s" % (have.dtype, want.dtype)
+    if want.dtype.kind in "fc":
+        if not np.allclose(want, have, rtol=tolerance, atol=tolerance, equal_nan=True):
+            return "max abs difference %g (tolerance %g)" % (np.max(np.abs(want - have)), tolerance)
+    elif not np.array_equal(want, have):
+        return "values differ"
+    return None
+
+
+def build_example(rule: Rule, example: dict, rules: RulePass, rng) -> tuple:
+    """A GraphDef with one placeholder per input and the node under test named NODE."""
+    source = rules.source_def(rule.op)
+    graph_def = graph_pb2.GraphDef()
+    feeds, inputs = {}, []
+    for i, spec in enumerate(example.get("inputs") or []):
+        name = "input_%d" % i
+        dtype = dtype_enum(spec.get("dtype", "DT_FLOAT"))
+        node = graph_def.node.add(name=name, op="Placeholder")
+        node.attr["dtype"].type = dtype
+        feeds[name + ":0"] = _sample(spec, dtype, rng)
+        inputs.append(name)
+    node = graph_def.node.add(name=NODE, op=rule.op, input=inputs)
+    attr_types = {a.name: a.type for a in source.attr}
+    for attr, value in (example.get("attrs") or {}).items():
+        node.attr[attr].CopyFrom(make_attr(attr_types[attr], value))
+    graph_def.versions.producer = rules.catalog.info[rules.catalog.releases[-1]]["graph_def_version"]
+    return graph_def, feeds
+
+
+def _sample(spec: dict, dtype: int, rng) -> np.ndarray:
+    np_dtype = {types_pb2.DT_STRING: object}.get(dtype) or _np_dtype(dtype)
+    shape = spec.get("shape", [])
+    if "values" in spec:
+        return np.array(spec["values"], dtype=np_dtype).reshape(shape)
+    low, high = spec.get("range", [-3, 3])
+    if np_dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    values = rng.uniform(low, high, size=shape)
+    return values.astype(np_dtype)
+
+
+def _np_dtype(dtype: int):
+    from .tf_runtime import tf
+
+    return tf().dtypes.as_dtype(dtype).as_numpy_dtype

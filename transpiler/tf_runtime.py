@@ -1,0 +1,29 @@
+"""The one place that starts the TensorFlow runtime (imported lazily).
+
+Reading protos never needs it (see protos.py); running graphs does: rule
+examples, checkpoint conversion, the TF 2 back end.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import numpy as np
+
+
+def tf():
+    """The `tensorflow` module, imported on first use with its logging quiet."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+
+    return tensorflow
+
+
+def run_graph(graph_def, feeds: Dict[str, np.ndarray], fetches: List[str]) -> List[np.ndarray]:
+    """Import `graph_def` into a fresh graph and run it in a v1 session."""
+    t = tf()
+    with t.Graph().as_default() as graph:
+        t.graph_util.import_graph_def(graph_def, name="")
+        with t.compat.v1.Session(graph=graph) as session:
+            return session.run(fetches, feed_dict=feeds)
