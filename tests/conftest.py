@@ -3,8 +3,12 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+
+import model_zoo
 
 from model_zoo import *  # noqa: F401,F403  (fixtures)
 from runtime_fixtures import *  # noqa: F401,F403  (fixtures)
@@ -21,3 +25,37 @@ def run_cli(*args, cwd=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(name="corpus_case")
+def corpus_case_fixture():
+    """corpus_case("name[/file]") -> Path of a third-party model copied into tests/data."""
+    return lambda name: Path(model_zoo.corpus_case(name))
+
+
+@pytest.fixture
+def run_case(run_in_release, run_graph_def_in_release):
+    """run_case(release or "host", model_path, case) -> {output key: array}, fed the case's inputs."""
+    from host_runner import run_on_host
+
+    def run(release, path, case):
+        if release == "host":
+            return run_on_host(str(path), case, case.inputs)
+        if case.kind == "graph_def":
+            feeds = {case.input_names[k]: v for k, v in case.inputs.items()}
+            fetched = run_graph_def_in_release(release, str(path), feeds, list(case.output_names.values()))
+            return {k: fetched[name] for k, name in case.output_names.items()}
+        return run_in_release(release, str(path), case.inputs, case.signature, tuple(case.tags))
+
+    return run
+
+
+def assert_outputs_match(got, case, exact=False, rtol=1e-5, atol=1e-5):
+    assert sorted(got) == sorted(case.outputs), (sorted(got), sorted(case.outputs))
+    for key, want in case.outputs.items():
+        have = np.asarray(got[key])
+        assert have.shape == want.shape, key
+        if exact or want.dtype.kind not in "fc":
+            np.testing.assert_array_equal(have, want, err_msg=key)
+        else:
+            np.testing.assert_allclose(have, want, rtol=rtol, atol=atol, err_msg=key)

@@ -77,8 +77,7 @@ def _releases() -> int:
     for release in cat.releases:
         info = cat.info[release]
         print("%-8s GraphDef version %-5d %d ops" % (cat.opset(release).short, info["graph_def_version"],
-                                                   sum(1 for entries in cat._ops.values()
-                                                       for e in entries if release in e["releases"])))
+                                                   info["op_count"]))
     return 0
 
 

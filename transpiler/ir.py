@@ -303,7 +303,8 @@ class GraphDefIR(Graph):
         header = graph_pb2.GraphDef()
         header.CopyFrom(graph_def)
         header.ClearField("node")
-        header.library.ClearField("function")
+        if graph_def.HasField("library"):
+            header.library.ClearField("function")
         ir = cls(header)
         ir._lift_node_defs(graph_def.node)
         ir.functions = {f.signature.name: Function.lift(f) for f in graph_def.library.function}
@@ -313,9 +314,8 @@ class GraphDefIR(Graph):
         graph_def = graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
         graph_def.node.extend(self._node_defs())
-        graph_def.library.function.extend(f.lower() for f in self.functions.values())
-        if not graph_def.library.ByteSize():
-            graph_def.ClearField("library")
+        if self.functions:
+            graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
 
 

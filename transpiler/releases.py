@@ -86,6 +86,10 @@ class Catalog:
         if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)):
             raise TranspileError("not a TensorFlow release: %r (expected e.g. 1.8 or 2.21)" % version)
         full = ".".join((parts + ["0", "0"])[:3])
+        if len(parts) < 3:
+            # `1.13` names the newest patch release of 1.13 we know (1.13.1: 1.13.0 has no py27 wheel).
+            same_minor = [r for r in self.releases if r.split(".")[:2] == (parts + ["0"])[:2]]
+            full = same_minor[-1] if same_minor else full
         if full not in self.info:
             raise TranspileError("unknown release %s; known releases: %s" % (version, ", ".join(self.short_names())))
         return full

@@ -202,9 +202,10 @@ class RulePass:
         for attr in source.attr if source else ():
             if attr.name not in attrs and attr.HasField("default_value"):
                 attrs[attr.name] = plain(attr.default_value)
-        return {"name": node.name, "op": node.op, "inputs": [str(t) for t in graph.inputs(node.name)],
-                "attrs": attrs, "dtypes": input_dtypes(source, node), "device": node.device,
-                "target": self.opset.release, "has_op": self.opset.has_op}
+        inputs = graph.inputs(node.name)
+        return {"name": node.name, "op": node.op, "inputs": [str(t) for t in inputs],
+                "attrs": attrs, "dtypes": input_dtypes(source, node), "shapes": [_known_shape(graph, t) for t in inputs],
+                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op}
 
     def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
         original_inputs = graph.inputs(node.name)
@@ -300,6 +301,14 @@ def input_dtypes(op_def, node: Node) -> List[Optional[str]]:
         name = plain(value) if value is not None else (plain(make_attr("type", arg.type)) if arg.type else None)
         dtypes.extend([name] * count)
     return dtypes
+
+
+def _known_shape(graph: Graph, tensor: Tensor) -> Optional[list]:
+    """The tensor's shape from its producer's `_output_shapes` (graph-mode exports keep them), or None."""
+    if tensor.node not in graph or not isinstance(tensor.port, int):
+        return None
+    shapes = plain(graph[tensor.node].attrs["_output_shapes"]) if "_output_shapes" in graph[tensor.node].attrs else None
+    return shapes[tensor.port] if shapes and tensor.port < len(shapes) else None
 
 
 def _remap_ports(graph: Graph, name: str, old: list, new: list) -> None:

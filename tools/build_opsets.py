@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Build transpiler/data/opsets.json from the real TensorFlow releases.
+
+    python tools/build_opsets.py [--releases 1.4.0 1.8.0 ...] [--no-host] [--force]
+                                 [--out transpiler/data/opsets.json]
+
+Runs tools/dump_opset.py inside every release provisioned by
+tests/tf_runtimes.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0; Python 2.7 roots) and in
+the host's TensorFlow (sys.executable), caches the raw dumps under
+$TF_TRANSPILE_RUNTIMES/opset-dumps/ (keyed by a hash of dump_opset.py), and
+merges them into one data file:
+
+    {"format": 1,
+     "generated_by": "tools/build_opsets.py",
+     "releases": {"1.4.0": {"graph_def_version": 24, "kernels_method": "probed", ...}, ...},
+     "ops": {"Conv2D": [{"releases": [...], "def": {OpDef dict}}, ...], ...},
+     "contrib_ops": {...same shape: ops registered only once tf.contrib is imported...},
+     "cpu_kernels": {"Conv2D": ["1.4.0", ...], ...}}   # CPU or DEFAULT kernel exists
+
+"probed" releases (1.4-1.10, no kernel listing API) find CPU kernels with
+TryFindKernelClass; checked against the listing in 1.11-2.0 it agrees except
+for TileGrad (deprecated) and KernelLabelRequired (a test op, labelled kernels).
+
+Releases are in ascending order everywhere; one op per line so diffs read
+well.  OpDefs are re-serialized with the host's protobuf so that formatting
+does not depend on the protobuf version inside each release.  Never edit the
+output by hand: rerun this script.
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import tf_runtimes  # noqa: E402
+
+DUMP_SCRIPT = REPO / "tools" / "dump_opset.py"
+DEFAULT_OUT = REPO / "transpiler" / "data" / "opsets.json"
+
+# Facts from the design brief, checked against every build.
+KNOWN_GRAPH_DEF_VERSIONS = {"1.4.0": 24, "1.8.0": 26, "1.12.0": 27, "1.15.0": 134,
+                            "2.21.0": 2474}
+
+
+def vkey(v):
+    return tuple(int(p) for p in v.split("."))
+
+
+def _script_hash():
+    return hashlib.sha256(DUMP_SCRIPT.read_bytes()).hexdigest()[:12]
+
+
+def dump_dir():
+    d = tf_runtimes.RUNTIMES_DIR / "opset-dumps"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _check_dump(path):
+    with open(path) as f:
+        d = json.load(f)
+    if not d.get("ops"):
+        raise RuntimeError("empty dump %s" % path)
+    return d
+
+
+def dump_release(version, force=False):
+    """Dump one provisioned release (cached); returns the parsed dump."""
+    out = dump_dir() / ("%s-%s.json" % (version, _script_hash()))
+    if out.exists() and not force:
+        return _check_dump(out)
+    rt = tf_runtimes.ensure_runtime(version)
+    args = ["--out", rt.chroot_path(out)]
+    if vkey(rt.version) < (2, 0):
+        args.append("--contrib")
+    t0 = time.monotonic()
+    p = rt.run_python(DUMP_SCRIPT, args, timeout=1800)
+    if p.returncode != 0:
+        raise RuntimeError("dump_opset.py failed in TF %s (exit %s):\n%s"
+                           % (version, p.returncode, p.stderr[-3000:]))
+    print("  %s: %s (%.1fs)" % (version, p.stderr.strip().splitlines()[-1],
+                                time.monotonic() - t0), file=sys.stderr)
+    return _check_dump(out)
+
+
+def dump_host(force=False):
+    """Dump the host's TensorFlow with sys.executable (cached by its version)."""
+    v = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.__version__)"],
+                       capture_output=True, text=True, check=True,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout.strip().split()[-1]
+    out = dump_dir() / ("%s-%s.json" % (v, _script_hash()))
+    if out.exists() and not force:
+        return _check_dump(out)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, str(DUMP_SCRIPT), "--out", str(out)],
+                       capture_output=True, text=True, timeout=1800,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    if p.returncode != 0:
+        raise RuntimeError("dump_opset.py failed in host TF:\n%s" % p.stderr[-3000:])
+    print("  host %s: %s (%.1fs)" % (v, p.stderr.strip().splitlines()[-1],
+                                     time.monotonic() - t0), file=sys.stderr)
+    return _check_dump(out)
+
+
+def _canonical(op_dict):
+    """Re-serialize an OpDef dict with the host protobuf (stable formatting)."""
+    from google.protobuf import json_format
+    from tensorflow.core.framework import op_def_pb2
+    op = json_format.ParseDict(op_dict, op_def_pb2.OpDef())
+    return json_format.MessageToDict(op, preserving_proto_field_name=True)
+
+
+def _merge_defs(dumps, field):
+    """{op: [{"releases": [...], "def": {...}}]} over dumps (ascending release order)."""
+    merged = {}
+    for version, d in dumps:
+        for name, od in (d.get(field) or {}).items():
+            canon = _canonical(od)
+            key = json.dumps(canon, sort_keys=True)
+            entries = merged.setdefault(name, [])
+            for e in entries:
+                if e["_key"] == key:
+                    e["releases"].append(version)
+                    break
+            else:
+                entries.append({"_key": key, "releases": [version], "def": canon})
+    out = {}
+    for name in sorted(merged):
+        es = merged[name]
+        es.sort(key=lambda e: vkey(e["releases"][0]))
+        out[name] = [{"releases": e["releases"], "def": e["def"]} for e in es]
+    return out
+
+
+def merge(dumps):
+    dumps = sorted(dumps, key=lambda vd: vkey(vd[0]))
+    releases = {}
+    cpu = {}
+    for version, d in dumps:
+        releases[version] = {
+            "graph_def_version": d["graph_def_version"],
+            "graph_def_version_min_consumer": d.get("graph_def_version_min_consumer"),
+            "graph_def_version_min_producer": d.get("graph_def_version_min_producer"),
+            "kernels_method": d.get("kernels_method"),
+            "op_count": len(d["ops"]),
+            "contrib_op_count": None if d.get("contrib_ops") is None else len(d["contrib_ops"]),
+        }
+        for op, devices in (d.get("kernels") or {}).items():
+            # DEFAULT kernels (NoOp, Enter, Assert, IdentityN, ... from 1.15 on)
+            # serve every device, CPU included.
+            if "CPU" in devices or "DEFAULT" in devices:
+                cpu.setdefault(op, []).append(version)
+    return {
+        "format": 1,
+        "generated_by": "tools/build_opsets.py",
+        "releases": releases,
+        "ops": _merge_defs(dumps, "ops"),
+        "contrib_ops": _merge_defs(dumps, "contrib_ops"),
+        "cpu_kernels": {op: cpu[op] for op in sorted(cpu)},
+    }
+
+
+def _dumps(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def write(data, path):
+    """Sorted top-level keys, one op (or release) per line; releases ascending."""
+    lines = ["{"]
+    keys = sorted(data)
+    for i, k in enumerate(keys):
+        v = data[k]
+        comma = "," if i < len(keys) - 1 else ""
+        if isinstance(v, dict) and v:
+            lines.append("%s: {" % _dumps(k))
+            inner = list(v) if k == "releases" else sorted(v)
+            for j, ik in enumerate(inner):
+                c = "," if j < len(inner) - 1 else ""
+                lines.append("%s: %s%s" % (_dumps(ik), _dumps(v[ik]), c))
+            lines.append("}" + comma)
+        else:
+            lines.append("%s: %s%s" % (_dumps(k), _dumps(v), comma))
+    lines.append("}")
+    text = "\n".join(lines) + "\n"
+    json.loads(text)     # it must stay valid JSON
+    path = pathlib.Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return len(text)
+
+
+def sanity(data):
+    problems = []
+    rel = data["releases"]
+    for v, gdv in KNOWN_GRAPH_DEF_VERSIONS.items():
+        if v in rel and rel[v]["graph_def_version"] != gdv:
+            problems.append("GRAPH_DEF_VERSION of %s is %s, expected %s"
+                            % (v, rel[v]["graph_def_version"], gdv))
+    ops = data["ops"]
+
+    def has(op, v):
+        return any(v in e["releases"] for e in ops.get(op, ()))
+
+    if "1.8.0" in rel:
+        for op in ("FusedBatchNormV3", "BatchMatMulV2", "StaticRegexFullMatch", "Einsum"):
+            if has(op, "1.8.0"):
+                problems.append("%s unexpectedly registered in 1.8.0" % op)
+        for op in ("Conv2D", "MatMul", "FusedBatchNorm"):
+            if not has(op, "1.8.0"):
+                problems.append("%s missing in 1.8.0" % op)
+    return problems
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--releases", nargs="*", default=list(tf_runtimes.RELEASES))
+    ap.add_argument("--no-host", action="store_true", help="skip the host TensorFlow")
+    ap.add_argument("--force", action="store_true", help="redo cached dumps")
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    a = ap.parse_args(argv)
+
+    dumps, failed = [], {}
+    for v in a.releases:
+        try:
+            d = dump_release(tf_runtimes.normalize_version(v), force=a.force)
+            dumps.append((d["tf_version"], d))
+        except (tf_runtimes.RuntimeUnavailable, RuntimeError) as e:
+            failed[v] = str(e)
+            print("FAILED %s: %s" % (v, e), file=sys.stderr)
+    if not a.no_host:
+        d = dump_host(force=a.force)
+        dumps.append((d["tf_version"], d))
+    data = merge(dumps)
+    size = write(data, a.out)
+    for v, r in data["releases"].items():
+        print("%-7s graph_def_version=%-5s ops=%-5s contrib=%-4s kernels=%s"
+              % (v, r["graph_def_version"], r["op_count"], r["contrib_op_count"],
+                 r["kernels_method"]))
+    print("%d ops (%d distinct defs), %d contrib-only ops, %d ops with CPU kernels -> %s (%.2f MB)"
+          % (len(data["ops"]), sum(len(e) for e in data["ops"].values()),
+             len(data["contrib_ops"]), len(data["cpu_kernels"]), a.out, size / 1e6))
+    problems = sanity(data)
+    for p in problems:
+        print("SANITY: " + p, file=sys.stderr)
+    if failed:
+        print("releases that failed: %s" % ", ".join(sorted(failed)), file=sys.stderr)
+    return 1 if (problems or failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
