@@ -175,6 +175,8 @@ class RulePass:
                 attrs[new] = attrs.pop(old)
         for attr, value in (spec.get("set_attrs") or {}).items():
             attrs[attr] = make_attr(_attr_type(target, attr), value)
+        if new_op == node.op and attrs == node.attrs:
+            return None
         old_ports = output_ports(source, node, graph.in_function)
         node.op, node.attrs = new_op, attrs
         if graph.in_function:
