@@ -38,13 +38,19 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     return Report(model.describe(), opset.short, sections)
 
 
+def explain(path: Path, to: str, checkpoint: Optional[Path] = None, rule_files: Sequence[Path] = ()) -> Report:
+    """A dry run of `convert`: what would fire where, and what would still block. Writes nothing."""
+    opset = catalog().opset(to)
+    return transpile(read_model(path, checkpoint, require_variables=False), opset, rule_files)[1]
+
+
 def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Optional[Path] = None,
-            rule_files: Sequence[Path] = ()) -> Report:
+            rule_files: Sequence[Path] = (), inline_functions: bool = False) -> Report:
     """Rewrite the model for `to` and write it to `out`; refuse if it still would not load."""
     opset = catalog().opset(to)
     check_output_path(path, out, force)
     model = read_model(path, checkpoint)
-    irs, report = transpile(model, opset, rule_files)
+    irs, report = transpile(model, opset, rule_files, inline_functions)
     if report.blocking:
         raise IncompatibleModel(report.summary(), report)
     for mg, ir in zip(model.meta_graphs, irs):
@@ -53,7 +59,7 @@ def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Opt
     return report
 
 
-def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = ()) -> tuple:
+def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = (), inline_functions: bool = False) -> tuple:
     """Run the passes on every graph of `model`; (rewritten IRs, report). Writes nothing."""
     rules = RulePass(load_rules(list(rule_files)), opset)
     irs = [lift(mg.graph_def) for mg in model.meta_graphs]

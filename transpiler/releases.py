@@ -104,6 +104,10 @@ class Catalog:
             self._parsed[key] = entry and json_format.ParseDict(entry["def"], op_def_pb2.OpDef())
         return self._parsed[key]
 
+    def ops(self) -> list:
+        """Every op any known release has."""
+        return list(self._ops)
+
     def has_cpu_kernel(self, op: str, release: str) -> Optional[bool]:
         if self.info[release].get("kernels_method") is None:
             return None

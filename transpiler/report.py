@@ -42,8 +42,21 @@ class Report:
         return "%d problem(s) block loading in TF %s: %s" % (
             len(self.problems), self.target, ", ".join("%s x%d" % kv for kv in sorted(counts.items())))
 
-    def to_text(self) -> str:
+    def fired_summary(self) -> str:
+        """Per-rule hit counts, e.g. `rules fired: leaky-relu-to-relu x2, ...`."""
+        counts = collections.Counter(f["rule"] for f in self.fired)
+        return "rules fired: " + (", ".join("%s x%d" % kv for kv in sorted(counts.items())) or "none")
+
+    def fired_by_node(self) -> List[str]:
+        return ["%s%s [%s]: %s (%s)" % (f["function"] + "/" if f["function"] else "", f["node"], f["op"],
+                                        f["rule"], f["detail"]) for f in self.fired]
+
+    def to_text(self, verbose: bool = False) -> str:
         lines = ["model:  %s" % self.model, "target: TF %s" % self.target]
+        if self.fired:
+            lines.append(self.fired_summary())
+            if verbose:
+                lines.extend("  " + line for line in self.fired_by_node())
         if not self.blocking:
             return "\n".join(lines + ["nothing blocks loading in TF %s" % self.target])
         lines.append(self.summary())

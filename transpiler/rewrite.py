@@ -20,7 +20,7 @@ from .ir import Graph, GraphDefIR, Node, Tensor
 from .protos import op_def_pb2
 from .releases import Opset
 from .rule_files import Rule
-from .templates import NodeSpec, TemplateError, render_nodes, render_strings
+from .templates import NodeSpec, TemplateError, render, render_nodes, render_strings
 
 #: Rounds over a graph before we call the rule set cyclic.
 MAX_ROUNDS = 32
@@ -122,6 +122,16 @@ class RulePass:
                 return False
         if "inputs" in match and len(graph.inputs(node.name)) != match["inputs"]:
             return False
+        if "const_inputs" in match or "input_ops" in match:
+            inputs = graph.inputs(node.name)
+            for index, wanted in (match.get("const_inputs") or {}).items():
+                value = const_value(graph, inputs[int(index)]) if int(index) < len(inputs) else None
+                if value is None or value not in (wanted if isinstance(wanted, list) else [wanted]):
+                    return False
+            for index, wanted in (match.get("input_ops") or {}).items():
+                producer = _producer(graph, inputs[int(index)]) if int(index) < len(inputs) else None
+                if producer is None or producer.op not in (wanted if isinstance(wanted, list) else [wanted]):
+                    return False
         unused = match.get("unused_outputs") or []
         return not (unused and self._used_flat_outputs(graph, node) & set(unused))
 
@@ -192,7 +202,13 @@ class RulePass:
         clash = [n for n in names if n != node.name and n in graph] + [n for n in set(names) if names.count(n) > 1]
         if clash:
             raise TemplateError("node name %s is already taken" % clash[0])
-        outputs = render_strings(rule.outputs or ["{{ name }}"], context)
+        if isinstance(rule.outputs, str):
+            outputs = render(rule.outputs, context)
+            if not isinstance(outputs, list):
+                raise TemplateError("outputs template must render a list of tensors")
+            outputs = [str(o) for o in outputs]
+        else:
+            outputs = render_strings(rule.outputs or ["{{ name }}"], context)
         built = [(s, {k: make_attr(_attr_type(self._def_for(s.op), k), v) for k, v in s.attrs.items()}) for s in specs]
         self._replace(graph, node, built, outputs)
         return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
@@ -205,9 +221,14 @@ class RulePass:
             if attr.name not in attrs and attr.HasField("default_value"):
                 attrs[attr.name] = plain(attr.default_value)
         inputs = graph.inputs(node.name)
+
+        def const(index: int):
+            """The value of the Const feeding input `index` (through Identity), or None."""
+            return const_value(graph, inputs[index]) if 0 <= index < len(inputs) else None
+
         return {"name": node.name, "op": node.op, "inputs": [str(t) for t in inputs],
                 "attrs": attrs, "dtypes": input_dtypes(source, node), "shapes": [_known_shape(graph, t) for t in inputs],
-                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op}
+                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op, "const": const}
 
     def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
         original_inputs = graph.inputs(node.name)
@@ -311,6 +332,77 @@ def _known_shape(graph: Graph, tensor: Tensor) -> Optional[list]:
         return None
     shapes = plain(graph[tensor.node].attrs["_output_shapes"]) if "_output_shapes" in graph[tensor.node].attrs else None
     return shapes[tensor.port] if shapes and tensor.port < len(shapes) else None
+
+
+def _producer(graph: Graph, tensor: Tensor) -> Optional[Node]:
+    """The node behind `tensor`, looking through Identity (None for function arguments)."""
+    seen = set()
+    while tensor.node in graph and tensor.node not in seen:
+        seen.add(tensor.node)
+        node = graph[tensor.node]
+        if node.is_arg:
+            return None
+        if node.op != "Identity":
+            return node
+        inputs = graph.inputs(node.name)
+        if not inputs:
+            return None
+        tensor = inputs[0]
+    return None
+
+
+def const_value(graph: Graph, tensor: Tensor):
+    """The value of a Const behind `tensor` as plain Python (scalar or nested list), or None."""
+    node = _producer(graph, tensor)
+    if node is None or node.op != "Const" or "value" not in node.attrs:
+        return None
+    try:
+        return tensor_value(node.attrs["value"].tensor)
+    except (ValueError, TypeError):
+        return None
+
+
+def tensor_value(proto):
+    """TensorProto -> plain Python value (numbers, str for decodable strings), no TF runtime."""
+    import numpy as np
+
+    from .attrs import dtype_name
+
+    name = dtype_name(proto.dtype)
+    shape = [d.size for d in proto.tensor_shape.dim]
+    count = int(np.prod(shape)) if shape else 1
+    np_types = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_INT32": np.int32, "DT_INT64": np.int64,
+                "DT_INT16": np.int16, "DT_INT8": np.int8, "DT_UINT8": np.uint8, "DT_UINT16": np.uint16,
+                "DT_UINT32": np.uint32, "DT_UINT64": np.uint64, "DT_BOOL": np.bool_, "DT_HALF": np.float16}
+    fields = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT64": "int64_val", "DT_BOOL": "bool_val",
+              "DT_UINT32": "uint32_val", "DT_UINT64": "uint64_val", "DT_HALF": "half_val"}
+    if name == "DT_STRING":
+        values = [_text(v) for v in proto.string_val]
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+    elif name in np_types:
+        dtype = np_types[name]
+        if proto.tensor_content:
+            array = np.frombuffer(proto.tensor_content, dtype=dtype)
+        elif name == "DT_HALF":
+            array = np.array(list(proto.half_val), dtype=np.uint16).view(np.float16)
+        else:
+            array = np.array(list(getattr(proto, fields.get(name, "int_val"))), dtype=dtype)
+    else:
+        return None
+    if array.size == 0 and count:
+        return None
+    if array.size != count:  # TF repeats the last value to fill the shape
+        array = np.concatenate([array, np.repeat(array[-1:], count - array.size)]) if array.size else array
+    array = array.reshape(shape)
+    return array.tolist() if shape else array.reshape(()).item() if array.dtype != object else array.reshape(())[()]
+
+
+def _text(value: bytes):
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value
 
 
 def _remap_ports(graph: Graph, name: str, old: list, new: list) -> None:

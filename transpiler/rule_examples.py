@@ -93,8 +93,8 @@ def compare(want: np.ndarray, have: np.ndarray, tolerance: float) -> Optional[st
     return None
 
 
-def build_example(rule: Rule, example: dict, rules: RulePass, rng) -> tuple:
-    """A GraphDef with one placeholder per input and the node under test named NODE."""
+def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool = True) -> tuple:
+    """A GraphDef with one placeholder per input and the node under test named NODE (feeds only if `sample`)."""
     source = rules.source_def(rule.op)
     graph_def = graph_pb2.GraphDef()
     feeds, inputs = {}, []
@@ -103,7 +103,8 @@ def build_example(rule: Rule, example: dict, rules: RulePass, rng) -> tuple:
         dtype = dtype_enum(spec.get("dtype", "DT_FLOAT"))
         node = graph_def.node.add(name=name, op="Placeholder")
         node.attr["dtype"].type = dtype
-        feeds[name + ":0"] = _sample(spec, dtype, rng)
+        if sample:
+            feeds[name + ":0"] = _sample(spec, dtype, rng)
         inputs.append(name)
     node = graph_def.node.add(name=NODE, op=rule.op, input=inputs)
     attr_types = {a.name: a.type for a in source.attr}

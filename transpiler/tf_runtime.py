@@ -13,10 +13,20 @@ import numpy as np
 
 
 def tf():
-    """The `tensorflow` module, imported on first use with its logging quiet."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow
+    """The `tensorflow` module, imported on first use with its logging quiet.
 
+    Recent releases print absl/oneDNN notices to fd 2 during import whatever
+    TF_CPP_MIN_LOG_LEVEL says; users of a CLI should not see them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     return tensorflow
 
 
