@@ -10,7 +10,6 @@ the floor to compare against.
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -21,15 +20,21 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def build(name: str) -> Path:
-    path = OUT / name
-    if (path / "saved_model.pb").is_file():
-        return path
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+BUILD = """
+import keras, sys
+factory = {"resnet50": keras.applications.ResNet50, "mobilenetv2": keras.applications.MobileNetV2}[sys.argv[1]]
+factory(weights=None).export(sys.argv[2])
+"""
 
-    factory = {"resnet50": keras.applications.ResNet50, "mobilenetv2": keras.applications.MobileNetV2}[name]
-    factory(weights=None).export(str(path))
+
+def build(name: str) -> Path:
+    """Export the model in a separate process: this one must stay small, since
+    a forked child's peak RSS counts the parent's pages until exec."""
+    path = OUT / name
+    if not (path / "saved_model.pb").is_file():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        subprocess.run([sys.executable, "-c", BUILD, name, str(path)], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return path
 
 

@@ -59,3 +59,8 @@ def assert_outputs_match(got, case, exact=False, rtol=1e-5, atol=1e-5):
             np.testing.assert_array_equal(have, want, err_msg=key)
         else:
             np.testing.assert_allclose(have, want, rtol=rtol, atol=atol, err_msg=key)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite golden/ from the current output instead of comparing")

@@ -188,10 +188,13 @@ class RulePass:
         if new_op == node.op and attrs == node.attrs:
             return None
         old_ports = output_ports(source, node, graph.in_function)
+        before = node.attrs
         node.op, node.attrs = new_op, attrs
         if graph.in_function:
             _remap_ports(graph, node.name, old_ports, output_ports(target, node, True))
-        return "%s -> %s" % (rule.op, new_op)
+        removed = sorted(set(before) - set(attrs))
+        change = ["%s -> %s" % (rule.op, new_op)] if new_op != rule.op else []
+        return ", ".join(change + ["removed " + " ".join(removed)] if removed else change) or "attrs set"
 
     def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
         context = self.template_context(graph, node)
@@ -395,7 +398,7 @@ def tensor_value(proto):
     if array.size != count:  # TF repeats the last value to fill the shape
         array = np.concatenate([array, np.repeat(array[-1:], count - array.size)]) if array.size else array
     array = array.reshape(shape)
-    return array.tolist() if shape else array.reshape(()).item() if array.dtype != object else array.reshape(())[()]
+    return array.tolist() if shape else array.reshape(-1)[0].item() if array.dtype != object else array.reshape(-1)[0]
 
 
 def _text(value: bytes):

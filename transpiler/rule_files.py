@@ -105,7 +105,11 @@ def _parse_rule(raw: Any, family: str, path: str) -> Rule:
     match = _clean(raw["match"])
     if not isinstance(match, dict) or not isinstance(match.get("op"), str):
         raise where.fail("match.op", "required: the op type this rule rewrites ('*' for any)")
-    _no_unknown_keys(match, {"op", "attrs", "default_attrs", "inputs", "unused_outputs"}, where, "match.")
+    _no_unknown_keys(match, {"op", "attrs", "default_attrs", "inputs", "unused_outputs", "const_inputs", "input_ops"},
+                     where, "match.")
+    for key in ("const_inputs", "input_ops"):
+        if key in match and not (isinstance(match[key], dict) and all(_is_index(k) for k in match[key])):
+            raise where.fail("match." + key, "a mapping {input index: value}")
     when = _clean(raw.get("when") or {})
     _no_unknown_keys(when, {"target_lacks_op", "target_lacks_attr", "target_has_op"}, where, "when.")
     action = actions[0]
@@ -129,14 +133,23 @@ def _check_action(action: str, spec: Any, raw: dict, where: _Where) -> None:
         problem = check_template(spec)
         if problem:
             raise where.fail("decompose", problem)
-        if "outputs" in raw and not isinstance(raw["outputs"], list):
-            raise where.fail("outputs", "a list of tensors, one per output of the matched node")
+        if "outputs" in raw and not isinstance(raw["outputs"], (list, str)):
+            raise where.fail("outputs", "a list of tensors, one per output of the matched node"
+                                        " (or a template rendering that list)")
+        if isinstance(raw.get("outputs"), str):
+            problem = check_template(raw["outputs"])
+            if problem:
+                raise where.fail("outputs", problem)
     elif action == "refuse" and not isinstance(spec, str):
         raise where.fail("refuse", "the reason, as a string")
     elif action == "strip_default_attrs" and spec is not True:
         raise where.fail("strip_default_attrs", "must be true")
     if action == "decompose" and not raw.get("examples"):
         raise where.fail("examples", "a decomposition needs at least one example (it is its equivalence test)")
+
+
+def _is_index(key: Any) -> bool:
+    return isinstance(key, int) or (isinstance(key, str) and key.isdigit())
 
 
 def _clean(value: Any) -> Any:
