@@ -64,6 +64,13 @@ def _run_one(rule: Rule, index: int, example: dict, rules: RulePass, seed: int) 
     outputs = ["%s:%d" % (NODE, i) for i in output_ports(rules.source_def(rule.op), ir[NODE], False)]
     outputs = [o for i, o in enumerate(outputs) if i not in (example.get("ignore_outputs") or [])]
     expected = run_graph(graph_def, feeds, outputs)
+    # Read each compared output through an Identity, as a consumer in a real graph would: a rewrite may
+    # hand an output to another node than the one that keeps the name (e.g. NMS valid_outputs).
+    fetches = []
+    for i, (output, value) in enumerate(zip(outputs, expected)):
+        fetches.append("%s/fetch_%d" % (NODE, i))
+        ir.add_node(fetches[-1], "Identity", [output], {"T": make_attr("type", _dtype_of(value))})
+    outputs = [f + ":0" for f in fetches]
     rules(ir)
     if not any(f.rule == rule.id for f in rules.fired):
         return result(False, "the rule did not fire on its example")
@@ -101,6 +108,12 @@ def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool 
     for i, spec in enumerate(example.get("inputs") or []):
         name = "input_%d" % i
         dtype = dtype_enum(spec.get("dtype", "DT_FLOAT"))
+        if spec.get("const"):  # a Const input, for rules that look at constant values (match.const_inputs, const(i))
+            node = graph_def.node.add(name=name, op="Const")
+            node.attr["dtype"].type = dtype
+            node.attr["value"].tensor.ParseFromString(_const_tensor(_sample(spec, dtype, rng), dtype))
+            inputs.append(name)
+            continue
         node = graph_def.node.add(name=name, op="Placeholder")
         node.attr["dtype"].type = dtype
         if sample:
@@ -112,6 +125,19 @@ def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool 
         node.attr[attr].CopyFrom(make_attr(attr_types[attr], value))
     graph_def.versions.producer = rules.catalog.info[rules.catalog.releases[-1]]["graph_def_version"]
     return graph_def, feeds
+
+
+def _dtype_of(value) -> int:
+    from .tf_runtime import tf
+
+    value = np.asarray(value)
+    return types_pb2.DT_STRING if value.dtype.kind in "OSU" else tf().as_dtype(value.dtype).as_datatype_enum
+
+
+def _const_tensor(value: np.ndarray, dtype: int):
+    from .tf_runtime import tf
+
+    return tf().make_tensor_proto(value, dtype=tf().dtypes.as_dtype(dtype), shape=value.shape).SerializeToString()
 
 
 def _sample(spec: dict, dtype: int, rng) -> np.ndarray:
