@@ -122,9 +122,6 @@ class RulePass:
                 return False
         if "inputs" in match and len(graph.inputs(node.name)) != match["inputs"]:
             return False
-        for index, wanted in (match.get("const_inputs") or {}).items():
-            if not _const_input_is(graph, node, int(index), wanted):
-                return False
         if "const_inputs" in match or "input_ops" in match:
             inputs = graph.inputs(node.name)
             for index, wanted in (match.get("const_inputs") or {}).items():
@@ -410,49 +407,6 @@ def _text(value: bytes):
         return value.decode()
     except UnicodeDecodeError:
         return value
-
-
-#: struct formats of TensorProto.tensor_content, by DataType name.
-_CONTENT_FORMATS = {"DT_FLOAT": "f", "DT_DOUBLE": "d", "DT_INT32": "i", "DT_INT64": "q", "DT_INT16": "h",
-                    "DT_INT8": "b", "DT_UINT8": "B", "DT_UINT16": "H", "DT_UINT32": "I", "DT_UINT64": "Q",
-                    "DT_BOOL": "?", "DT_HALF": "e"}
-
-
-def _const_input_is(graph: Graph, node: Node, index: int, wanted) -> bool:
-    """`match.const_inputs`: input `index` comes from a Const whose elements all equal `wanted`
-    (a scalar), or whose flattened elements are `wanted` (a list)."""
-    inputs = graph.inputs(node.name)
-    producer = graph[inputs[index].node] if index < len(inputs) and inputs[index].node in graph else None
-    if producer is None or producer.op != "Const" or "value" not in producer.attrs:
-        return False
-    values = const_values(producer.attrs["value"].tensor)
-    if values is None:
-        return False
-    if isinstance(wanted, list):
-        return values == wanted
-    return bool(values) and all(v == wanted for v in values)
-
-
-def const_values(tensor) -> Optional[list]:
-    """A numeric/bool TensorProto's elements as a flat Python list (None for other dtypes)."""
-    import struct
-
-    name = plain(make_attr("type", tensor.dtype))
-    fmt = _CONTENT_FORMATS.get(name)
-    if fmt is None:
-        return None
-    count = 1
-    for dim in tensor.tensor_shape.dim:
-        count *= dim.size
-    if tensor.tensor_content:
-        return list(struct.unpack("<%d%s" % (count, fmt), tensor.tensor_content))
-    field = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT64": "int64_val", "DT_BOOL": "bool_val",
-             "DT_UINT32": "uint32_val", "DT_UINT64": "uint64_val", "DT_HALF": "half_val"}.get(name, "int_val")
-    values = list(getattr(tensor, field))
-    if name == "DT_HALF":
-        values = [struct.unpack("<e", struct.pack("<H", v))[0] for v in values]
-    # TF repeats the last value to fill the shape (zeros when there is none).
-    return (values + values[-1:] * (count - len(values)))[:count] if values else [False if name == "DT_BOOL" else 0] * count
 
 
 def _remap_ports(graph: Graph, name: str, old: list, new: list) -> None:

@@ -140,8 +140,14 @@ def _check_action(action: str, spec: Any, raw: dict, where: _Where) -> None:
             problem = check_template(raw["outputs"])
             if problem:
                 raise where.fail("outputs", problem)
-    elif action == "refuse" and not isinstance(spec, str):
-        raise where.fail("refuse", "the reason, as a string")
+    elif action == "refuse":
+        if not isinstance(spec, str):
+            raise where.fail("refuse", "the reason, as a string")
+        from .templates import check_template
+
+        problem = check_template(spec)  # the reason may name the node's attrs: {{ attrs.equation }}
+        if problem:
+            raise where.fail("refuse", problem)
     elif action == "strip_default_attrs" and spec is not True:
         raise where.fail("strip_default_attrs", "must be true")
     if action == "decompose" and not raw.get("examples"):
