@@ -1,0 +1,21 @@
+"""A non-editable install carries the rules and the opset data as package data."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_rules_and_opset_data(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    [wheel] = tmp_path.glob("tf_transpile-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "transpiler/data/opsets.json" in names
+    assert "transpiler/data/rule.schema.json" in names
+    shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("transpiler/builtin_rules/")}
+    assert {p.name for p in (ROOT / "rules").glob("*.yaml")} <= shipped
+    entry = [n for n in names if n.endswith("entry_points.txt")]
+    assert entry and "tf-transpile = transpiler.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
