@@ -18,7 +18,7 @@ from .attrs import AttrError, make_attr, plain
 from .errors import TranspileError
 from .ir import Graph, GraphDefIR, Node, Tensor
 from .protos import op_def_pb2
-from .releases import Opset
+from .releases import Opset, version_key
 from .rule_files import Rule
 from .templates import NodeSpec, TemplateError, render, render_nodes, render_strings
 
@@ -55,6 +55,9 @@ class RulePass:
         self.fired: List[Firing] = []
         #: (function, node) -> reason, for nodes a rule refused to rewrite.
         self.refused: Dict[Tuple[Optional[str], str], str] = {}
+        #: (function, node) -> id of the rule whose decomposition emitted it; that rule leaves it alone,
+        #: so a rule may wrap the op it matches (Reshape -> Softmax -> Reshape) without rewriting it again.
+        self.emitted: Dict[Tuple[Optional[str], str], str] = {}
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -67,6 +70,9 @@ class RulePass:
             op, _, attr = when["target_lacks_attr"].partition(".")
             if self.opset.attr(op, attr) is not None:
                 return False
+        if "target_before" in when:  # kernel behaviour the opsets cannot show, measured in the real releases
+            if version_key(self.opset.release) >= version_key(self.catalog.resolve(str(when["target_before"]))):
+                return False
         return True
 
     def available(self, op: str, seen: frozenset = frozenset()) -> bool:
@@ -78,7 +84,7 @@ class RulePass:
     def source_def(self, op: str) -> Optional[op_def_pb2.OpDef]:
         """The newest known OpDef of `op`: what the input graph was written against."""
         last = self.catalog.last_release(op)
-        return self.catalog.op_def(op, last) if last else None
+        return self.catalog.op_def(op, last) if last else self.catalog.contrib_op_def(op)
 
     # ---- driving ----------------------------------------------------------
     def __call__(self, ir: GraphDefIR, opset: Optional[Opset] = None) -> None:
@@ -97,7 +103,7 @@ class RulePass:
 
     def _rewrite_node(self, graph: Graph, node: Node, function: Optional[str]) -> bool:
         for rule in self.by_op.get(node.op, []) + self.by_op.get("*", []):
-            if not self._matches(rule, graph, node):
+            if self.emitted.get((function, node.name)) == rule.id or not self._matches(rule, graph, node):
                 continue
             op, name = node.op, node.name
             try:
@@ -119,6 +125,9 @@ class RulePass:
                 return False
         for attr in match.get("default_attrs") or []:
             if attr in node.attrs and node.attrs[attr] != _default(source, attr):
+                return False
+        for attr in match.get("non_default_attrs") or []:
+            if attr not in node.attrs or node.attrs[attr] == _default(source, attr):
                 return False
         if "inputs" in match and len(graph.inputs(node.name)) != match["inputs"]:
             return False
@@ -215,6 +224,7 @@ class RulePass:
             outputs = render_strings(rule.outputs or ["{{ name }}"], context)
         built = [(s, {k: make_attr(_attr_type(self._def_for(s.op), k), v) for k, v in s.attrs.items()}) for s in specs]
         self._replace(graph, node, built, outputs)
+        self.emitted.update(((function, s.name), rule.id) for s in specs)
         return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
 
     # ---- decomposition plumbing ------------------------------------------

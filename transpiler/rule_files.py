@@ -105,13 +105,14 @@ def _parse_rule(raw: Any, family: str, path: str) -> Rule:
     match = _clean(raw["match"])
     if not isinstance(match, dict) or not isinstance(match.get("op"), str):
         raise where.fail("match.op", "required: the op type this rule rewrites ('*' for any)")
-    _no_unknown_keys(match, {"op", "attrs", "default_attrs", "inputs", "unused_outputs", "const_inputs", "input_ops"},
+    _no_unknown_keys(match, {"op", "attrs", "default_attrs", "non_default_attrs", "inputs", "unused_outputs",
+                             "const_inputs", "input_ops"},
                      where, "match.")
     for key in ("const_inputs", "input_ops"):
         if key in match and not (isinstance(match[key], dict) and all(_is_index(k) for k in match[key])):
             raise where.fail("match." + key, "a mapping {input index: value}")
     when = _clean(raw.get("when") or {})
-    _no_unknown_keys(when, {"target_lacks_op", "target_lacks_attr", "target_has_op"}, where, "when.")
+    _no_unknown_keys(when, {"target_lacks_op", "target_lacks_attr", "target_has_op", "target_before"}, where, "when.")
     action = actions[0]
     spec = _clean(raw[action])
     _check_action(action, spec, raw, where)

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -101,8 +102,12 @@ def _write_case(outdir, name, kind, relpath, tags, signature, inputs, outputs,
     np.savez(os.path.join(outdir, name + ".io.npz"), **arrays)
 
 
-def _save_saved_model(sess, outdir, name, signature, inputs, outputs, feeds):
-    """Runs the graph, exports it with SavedModelBuilder and writes the case."""
+def _save_saved_model(sess, outdir, name, signature, inputs, outputs, feeds,
+                      main_op=None, assets_collection=None):
+    """Runs the graph, exports it with SavedModelBuilder and writes the case.
+
+    main_op (e.g. tf.tables_initializer()) runs when the model is loaded;
+    assets_collection lists the asset file tensors to copy into assets/."""
     export_dir = os.path.join(outdir, name)
     if os.path.exists(export_dir):
         shutil.rmtree(export_dir)
@@ -113,8 +118,13 @@ def _save_saved_model(sess, outdir, name, signature, inputs, outputs, feeds):
     sig = tf.saved_model.signature_def_utils.predict_signature_def(
         inputs=inputs, outputs=outputs)
     builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+    extra = {}
+    if main_op is not None:
+        extra["main_op"] = main_op
+    if assets_collection is not None:
+        extra["assets_collection"] = assets_collection
     builder.add_meta_graph_and_variables(
-        sess, [SERVE], signature_def_map={signature: sig})
+        sess, [SERVE], signature_def_map={signature: sig}, **extra)
     builder.save()
     _write_case(outdir, name, "saved_model", name, [SERVE], signature,
                 inputs, outputs, feeds, results)
@@ -276,8 +286,197 @@ def build_cnn_keras_frozen(outdir):
     _keras_cnn(outdir, "cnn_keras_frozen", frozen=True)
 
 
+# --------------------------------------------------------------------------
+# models of what TF 1.15 puts into graph-mode exports (downgrade tests)
+
+
+def _detection_inputs(seed, n):
+    """n boxes [ymin, xmin, ymax, xmax] in the unit square that overlap a
+    lot, and distinct scores."""
+    rs = np.random.RandomState(seed)
+    centers = rs.uniform(0.2, 0.8, (n, 2))
+    sizes = rs.uniform(0.1, 0.4, (n, 2))
+    boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
+    scores = rs.permutation(n) / float(n) + rs.uniform(0.0, 0.5 / n, n)
+    return boxes.astype(np.float32), scores.astype(np.float32)
+
+
+def build_detection_nms(outdir):
+    """Detection post-processing: tf.image.non_max_suppression with and
+    without score_threshold (NonMaxSuppressionV3), the padded variant
+    (V4, pad_to_max_output_size) and non_max_suppression_with_scores with
+    soft_nms_sigma=0 (V5, hard NMS)."""
+    boxes_val, scores_val = _detection_inputs(801, 40)
+    with tf.Graph().as_default() as g:
+        boxes = tf.placeholder(tf.float32, [None, 4], name="boxes")
+        scores = tf.placeholder(tf.float32, [None], name="scores")
+        # Sizes and thresholds chosen so that suppression, the score
+        # threshold and the padding all change the result.
+        nms = tf.image.non_max_suppression(boxes, scores, 20, iou_threshold=0.4)
+        nms_thr = tf.image.non_max_suppression(
+            boxes, scores, 20, iou_threshold=0.4, score_threshold=0.6)
+        padded, valid = tf.image.non_max_suppression_padded(
+            boxes, scores, 30, iou_threshold=0.3, score_threshold=0.5,
+            pad_to_max_output_size=True)
+        ws_idx, ws_scores = tf.image.non_max_suppression_with_scores(
+            boxes, scores, 25, iou_threshold=0.35, score_threshold=0.4,
+            soft_nms_sigma=0.0)
+        outputs = {
+            "nms": tf.identity(nms, name="nms"),
+            "nms_threshold": tf.identity(nms_thr, name="nms_threshold"),
+            "selected_boxes": tf.gather(boxes, nms_thr, name="selected_boxes"),
+            "padded": tf.identity(padded, name="padded"),
+            "valid": tf.identity(valid, name="valid"),
+            "with_scores_indices": tf.identity(ws_idx, name="with_scores_indices"),
+            "with_scores_scores": tf.identity(ws_scores, name="with_scores_scores"),
+        }
+        with tf.Session(graph=g, config=_session_config()) as sess:
+            _save_saved_model(sess, outdir, "detection_nms", "serving_default",
+                              {"boxes": boxes, "scores": scores}, outputs,
+                              {"boxes": boxes_val, "scores": scores_val})
+
+
+def build_detection_soft_nms(outdir):
+    """non_max_suppression_with_scores with soft_nms_sigma=0.5: soft-NMS
+    (NonMaxSuppressionV5), which no older NMS op can compute."""
+    boxes_val, scores_val = _detection_inputs(802, 30)
+    with tf.Graph().as_default() as g:
+        boxes = tf.placeholder(tf.float32, [None, 4], name="boxes")
+        scores = tf.placeholder(tf.float32, [None], name="scores")
+        idx, sc = tf.image.non_max_suppression_with_scores(
+            boxes, scores, 10, iou_threshold=0.5, score_threshold=0.1,
+            soft_nms_sigma=0.5)
+        outputs = {"indices": tf.identity(idx, name="indices"),
+                   "scores": tf.identity(sc, name="selected_scores")}
+        with tf.Session(graph=g, config=_session_config()) as sess:
+            _save_saved_model(sess, outdir, "detection_soft_nms",
+                              "serving_default",
+                              {"boxes": boxes, "scores": scores}, outputs,
+                              {"boxes": boxes_val, "scores": scores_val})
+
+
+VOCAB = ["<pad>", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog"]
+
+
+def build_lookup_table(outdir):
+    """String -> id lookups: index_table_from_file over a vocabulary asset
+    (HashTableV2 + InitializeTableFromTextFileV2; the file is copied into
+    assets/) and a tf.lookup.StaticHashTable from in-graph keys (TF 1.15
+    fills it with LookupTableImportV2); tables initialized by main_op."""
+    vocab_dir = tempfile.mkdtemp(prefix="tf1_models_vocab_")
+    vocab_path = os.path.join(vocab_dir, "vocab.txt")
+    with open(vocab_path, "w") as f:
+        f.write("\n".join(VOCAB) + "\n")
+    words_val = np.array([b"the", b"fox", b"cat", b"dog", b"", b"lazy",
+                          b"quick", b"unknown"])
+    try:
+        with tf.Graph().as_default() as g:
+            words = tf.placeholder(tf.string, [None], name="words")
+            file_table = tf.contrib.lookup.index_table_from_file(
+                vocab_path, default_value=-1, name="vocab_table")
+            ids = file_table.lookup(words, name="ids")
+            kv_table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(["fox", "dog", "cat"]),
+                    tf.constant([10, 20, 30], tf.int64)),
+                default_value=-1, name="kv_table")
+            animal = kv_table.lookup(words, name="animal")
+            with tf.Session(graph=g, config=_session_config()) as sess:
+                sess.run(tf.tables_initializer())
+                _save_saved_model(
+                    sess, outdir, "lookup_table", "serving_default",
+                    {"words": words}, {"ids": ids, "animal": animal},
+                    {"words": words_val}, main_op=tf.tables_initializer(),
+                    assets_collection=tf.get_collection(
+                        tf.GraphKeys.ASSET_FILEPATHS))
+    finally:
+        shutil.rmtree(vocab_dir, ignore_errors=True)
+
+
+def _example(x):
+    feature = tf.train.Feature(float_list=tf.train.FloatList(value=list(x)))
+    proto = tf.train.Example(
+        features=tf.train.Features(feature={"x": feature}))
+    data = proto.SerializeToString()
+    # numpy 'S' arrays (how cases are stored) drop trailing NUL bytes.
+    assert not data.endswith(b"\0"), "serialized example ends in NUL"
+    return data
+
+
+def build_estimator_parse(outdir):
+    """A canned LinearRegressor trained 2 steps, exported with a tf.Example
+    parsing serving_input_receiver_fn; signature serving_default
+    (regression: inputs "inputs" serialized Examples -> "outputs")."""
+    name = "estimator_parse"
+    x_train = _normal(701, (16, 3), 1.0)
+    y_train = (x_train.dot(np.array([[1.5], [-2.0], [0.5]], np.float32)) +
+               0.25).astype(np.float32)
+    x_val = _normal(702, (5, 3), 1.0)
+    serialized = np.array([_example(row) for row in x_val])
+    work = tempfile.mkdtemp(prefix="tf1_models_estimator_")
+    try:
+        columns = [tf.feature_column.numeric_column("x", shape=(3,))]
+        estimator = tf.estimator.LinearRegressor(
+            columns, model_dir=os.path.join(work, "model"),
+            config=tf.estimator.RunConfig(tf_random_seed=7))
+        input_fn = tf.compat.v1.estimator.inputs.numpy_input_fn(
+            {"x": x_train}, y_train, batch_size=8, num_epochs=None,
+            shuffle=False)
+        estimator.train(input_fn, steps=2)
+        spec = tf.feature_column.make_parse_example_spec(columns)
+        receiver = tf.estimator.export.build_parsing_serving_input_receiver_fn(
+            spec)
+        exported = estimator.export_saved_model(
+            os.path.join(work, "export"), receiver)
+        if not isinstance(exported, str):
+            exported = exported.decode("utf-8")
+        export_dir = os.path.join(outdir, name)
+        if os.path.exists(export_dir):
+            shutil.rmtree(export_dir)
+        shutil.copytree(exported, export_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    signature = "serving_default"
+    with tf.Graph().as_default() as g:
+        with tf.Session(graph=g, config=_session_config()) as sess:
+            meta = tf.saved_model.loader.load(sess, [SERVE], export_dir)
+            sig = meta.signature_def[signature]
+            inputs = dict((k, v.name) for k, v in sig.inputs.items())
+            outputs = dict((k, v.name) for k, v in sig.outputs.items())
+            keys = sorted(outputs)
+            values = sess.run([outputs[k] for k in keys],
+                              feed_dict={inputs["inputs"]: serialized})
+    _write_case(outdir, name, "saved_model", name, [SERVE], signature,
+                inputs, outputs, {"inputs": serialized},
+                dict(zip(keys, values)))
+
+
+def build_resize_half_pixel(outdir):
+    """tf.compat.v1.image.resize_bilinear / resize_nearest_neighbor with
+    half_pixel_centers=True (the TF 2 sampling grid), up and down."""
+    x_val = _uniform(901, (2, 5, 7, 3), 0.0, 10.0)
+    with tf.Graph().as_default() as g:
+        x = tf.placeholder(tf.float32, [None, 5, 7, 3], name="image")
+        outputs = {
+            "bilinear_up": tf.identity(tf.image.resize_bilinear(
+                x, [8, 11], half_pixel_centers=True), name="bilinear_up"),
+            "bilinear_down": tf.identity(tf.image.resize_bilinear(
+                x, [3, 4], half_pixel_centers=True), name="bilinear_down"),
+            "nearest": tf.identity(tf.image.resize_nearest_neighbor(
+                x, [9, 5], half_pixel_centers=True), name="nearest"),
+        }
+        with tf.Session(graph=g, config=_session_config()) as sess:
+            _save_saved_model(sess, outdir, "resize_half_pixel",
+                              "serving_default", {"image": x}, outputs,
+                              {"image": x_val})
+
+
 def _always():
     return True
+
+
+def _tf115():
+    return TF_VERSION >= (1, 15, 0)
 
 
 def _keras_ok():
@@ -290,6 +489,11 @@ MODELS = [
     ("while_cond", build_while_cond, _always),
     ("cnn_keras", build_cnn_keras, _keras_ok),
     ("cnn_keras_frozen", build_cnn_keras_frozen, _keras_ok),
+    ("detection_nms", build_detection_nms, _tf115),
+    ("detection_soft_nms", build_detection_soft_nms, _tf115),
+    ("lookup_table", build_lookup_table, _tf115),
+    ("estimator_parse", build_estimator_parse, _tf115),
+    ("resize_half_pixel", build_resize_half_pixel, _tf115),
 ]
 
 
