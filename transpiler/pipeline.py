@@ -11,13 +11,16 @@ import dataclasses
 from typing import Optional, Sequence
 
 from .errors import IncompatibleModel
+from .inline import InlineFunctions, saved_object_functions
 from .ir import lift
+from .lower_control_flow import LowerControlFlow
 from .readers import Model, read_model
 from .releases import Opset, catalog
 from .report import Report
 from .rewrite import RulePass
 from .rule_files import load_rules
 from .validate import Problem, validate
+from .variables import CheckpointNames
 from .writer import check_output_path, write_model
 
 
@@ -45,11 +48,21 @@ def explain(path: Path, to: str, checkpoint: Optional[Path] = None, rule_files: 
 
 
 def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Optional[Path] = None,
-            rule_files: Sequence[Path] = (), inline_functions: bool = False) -> Report:
-    """Rewrite the model for `to` and write it to `out`; refuse if it still would not load."""
+            rule_files: Sequence[Path] = (), inline_functions: bool = False, upgrade=None) -> Report:
+    """Rewrite the model for `to` and write it to `out`; refuse if it still would not load.
+
+    A TF 1.x model for a 2.x target goes to the native TF 2 back end (tf2_backend.py);
+    `upgrade` (tf2_backend.UpgradeOptions) carries its --tags/--inputs/--outputs/--unfreeze.
+    """
+    from . import tf2_backend
+
     opset = catalog().opset(to)
     check_output_path(path, out, force)
     model = read_model(path, checkpoint)
+    if tf2_backend.wants_tf2_backend(model, opset):
+        return tf2_backend.upgrade(path, out, opset, force, checkpoint, rule_files, upgrade, model=model)
+    if upgrade is not None:
+        tf2_backend.restrict_for_downgrade(model, upgrade)
     irs, report = transpile(model, opset, rule_files, inline_functions)
     if report.blocking:
         raise IncompatibleModel(report.summary(), report)
@@ -63,11 +76,21 @@ def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = (), inlin
     """Run the passes on every graph of `model`; (rewritten IRs, report). Writes nothing."""
     rules = RulePass(load_rules(list(rule_files)), opset)
     irs = [lift(mg.graph_def) for mg in model.meta_graphs]
-    sections = []
+    sections, functional_log, functional_refused = [], [], {}
     for i, ir in enumerate(irs):
+        keep = saved_object_functions(model.meta_graphs[i], opset)
+        for functional in (InlineFunctions(opset, force=inline_functions, keep=keep), LowerControlFlow(opset, keep=keep)):
+            functional(ir)
+            functional_log += functional.firings
+            functional_refused.update(functional.refused)
         rules(ir)
-        sections.append((graph_label(model, i), [_explain(p, rules.refused) for p in validate(ir, opset)]))
-    fired = [dataclasses.asdict(f) for f in rules.fired]
+        if opset.release.startswith("1."):
+            names = CheckpointNames()
+            names(ir)
+            model.checkpoint_keys.update(names.mapping)
+        refused = {**functional_refused, **rules.refused}
+        sections.append((graph_label(model, i), [_explain(p, refused) for p in validate(ir, opset)]))
+    fired = [dataclasses.asdict(f) for f in functional_log + rules.fired]
     return irs, Report(model.describe(), opset.short, sections, fired)
 
 

@@ -40,6 +40,8 @@ class Model:
     saved_model: Optional[saved_model_pb2.SavedModel] = None
     #: Checkpoint prefix (``.../variables/variables``), if the model has one.
     checkpoint: Optional[Path] = None
+    #: {old key: new key} when the passes renamed checkpoint keys; empty: copy the checkpoint as it is.
+    checkpoint_keys: dict = dataclasses.field(default_factory=dict)
 
     @property
     def graph_file(self) -> Path:

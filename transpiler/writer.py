@@ -100,7 +100,7 @@ def _write_saved_model(model: Model, tmp: Path) -> None:
             shutil.copytree(model.path / name, tmp / name)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
-        copy_checkpoint(model.checkpoint, tmp / "variables" / "variables")
+        _write_checkpoint(model, tmp / "variables" / "variables")
 
 
 def _write_graph_def(model: Model, tmp: Path) -> None:
@@ -112,6 +112,16 @@ def _write_meta_graph(model: Model, tmp: Path) -> None:
     tmp.mkdir()
     (tmp / model.path.name).write_bytes(_serialize(model.meta_graphs[0], model.text))
     if model.checkpoint is not None:
-        copy_checkpoint(model.checkpoint, tmp / model.checkpoint.name)
+        _write_checkpoint(model, tmp / model.checkpoint.name)
         (tmp / "checkpoint").write_text('model_checkpoint_path: "%s"\n' % model.checkpoint.name)
 
+
+
+def _write_checkpoint(model: Model, prefix: Path) -> None:
+    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them."""
+    if model.checkpoint_keys:
+        from .checkpoint_convert import rename_checkpoint
+
+        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys)
+    else:
+        copy_checkpoint(model.checkpoint, prefix)
