@@ -184,6 +184,10 @@ class Graph:
                 self.add_control_input(consumer, control_output)
         self.remove_node(name)
 
+    def keep_only(self, names: set) -> None:
+        """Drop every node not in `names`, with its edges (whole-graph pruning)."""
+        self.nx.remove_nodes_from([n for n in list(self.nx.nodes) if n not in names])
+
     def rename(self, old: str, new: str) -> None:
         if self.nx.has_node(new):
             raise ValueError("node %r already exists" % new)

@@ -43,10 +43,14 @@ class RuleApplicationError(TranspileError):
 
 
 class RulePass:
-    """Callable pass: ``RulePass(rules, opset)(ir)``; keeps the log of what fired."""
+    """Callable pass: ``RulePass(rules, opset, options)(ir)``; keeps the log of what fired.
 
-    def __init__(self, rules: List[Rule], opset: Opset):
+    `options` are the user's choices that rules may depend on (``when: {option: variables=ref}``).
+    """
+
+    def __init__(self, rules: List[Rule], opset: Opset, options: Optional[Dict[str, str]] = None):
         self.opset = opset
+        self.options = dict(options or {})
         self.catalog = opset.catalog
         self.rules = [r for r in rules if self._active(r)]
         self.by_op: Dict[str, List[Rule]] = collections.defaultdict(list)
@@ -69,6 +73,10 @@ class RulePass:
         if "target_lacks_attr" in when:
             op, _, attr = when["target_lacks_attr"].partition(".")
             if self.opset.attr(op, attr) is not None:
+                return False
+        if "option" in when:
+            key, _, value = str(when["option"]).partition("=")
+            if self.options.get(key) != value:
                 return False
         if "target_before" in when:  # kernel behaviour the opsets cannot show, measured in the real releases
             if version_key(self.opset.release) >= version_key(self.catalog.resolve(str(when["target_before"]))):
@@ -240,9 +248,15 @@ class RulePass:
             """The value of the Const feeding input `index` (through Identity), or None."""
             return const_value(graph, inputs[index]) if 0 <= index < len(inputs) else None
 
+        def producer_attrs(index: int) -> dict:
+            """Plain attrs of the node producing input `index` ({} for function args)."""
+            name = inputs[index].node if 0 <= index < len(inputs) else None
+            return {k: plain(v) for k, v in graph[name].attrs.items()} if name in graph else {}
+
         return {"name": node.name, "op": node.op, "inputs": [str(t) for t in inputs],
                 "attrs": attrs, "dtypes": input_dtypes(source, node), "shapes": [_known_shape(graph, t) for t in inputs],
-                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op, "const": const}
+                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op, "const": const,
+                "producer_attrs": producer_attrs}
 
     def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
         original_inputs = graph.inputs(node.name)

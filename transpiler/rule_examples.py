@@ -39,10 +39,10 @@ class ExampleResult:
     message: str
 
 
-def target_for(rule: Rule, cat: Catalog, rules: List[Rule]) -> Optional[str]:
-    """The newest known release for which `rule` is active."""
+def target_for(rule: Rule, cat: Catalog, rules: List[Rule], options: Optional[dict] = None) -> Optional[str]:
+    """The newest known release for which `rule` is active (with the example's options)."""
     for release in reversed(cat.releases):
-        if any(r.id == rule.id for r in RulePass(rules, cat.opset(release)).rules):
+        if any(r.id == rule.id for r in RulePass(rules, cat.opset(release), options).rules):
             return release
     return None
 
@@ -52,12 +52,13 @@ def run_examples(rule: Rule, rules: Optional[List[Rule]] = None, seed: int = 0) 
     cat = catalog()
     results = []
     for index, example in enumerate(rule.examples):
-        target = example.get("target") or target_for(rule, cat, rules)
+        options = example.get("options")
+        target = example.get("target") or target_for(rule, cat, rules, options)
         if target is None:
             results.append(ExampleResult(rule.id, index, "-", False, "rule is active for no known release"))
             continue
         target = cat.resolve(target)
-        results.append(_run_one(rule, index, example, RulePass(rules, cat.opset(target)), seed))
+        results.append(_run_one(rule, index, example, RulePass(rules, cat.opset(target), options), seed))
     return results
 
 
@@ -74,7 +75,7 @@ def _run_one(rule: Rule, index: int, example: dict, rules: RulePass, seed: int) 
         return result(False, "the original op runs only in TF %s: no runner for real releases is installed"
                              " (the test suite installs one)" % reference)
     expected = (reference_runner(reference, graph_def, feeds, outputs) if reference
-                else run_graph(graph_def, feeds, outputs))
+                else run_graph(graph_def, feeds, outputs, init_targets(graph_def)))
     # Read each compared output through an Identity, as a consumer in a real graph would: a rewrite may
     # hand an output to another node than the one that keeps the name (e.g. NMS valid_outputs).
     fetches = []
@@ -88,7 +89,7 @@ def _run_one(rule: Rule, index: int, example: dict, rules: RulePass, seed: int) 
     leftover = sorted({n.op for n in ir.nodes if not rules.opset.has_op(n.op)})
     if leftover:
         return result(False, "rewrite still uses ops TF %s lacks: %s" % (rules.opset.release, ", ".join(leftover)))
-    got = run_graph(ir.lower(), feeds, outputs)
+    got = run_graph(ir.lower(), feeds, outputs, init_targets(graph_def))
     tolerance = example.get("tolerance", 1e-5)
     for name, want, have in zip(outputs, expected, got):
         problem = compare(want, have, tolerance)
@@ -119,6 +120,10 @@ def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool 
     for i, spec in enumerate(example.get("inputs") or []):
         name = "input_%d" % i
         dtype = dtype_enum(spec.get("dtype", "DT_FLOAT"))
+        if spec.get("variable"):  # a resource variable holding the sample, set by `<name>/init`
+            _add_variable(graph_def, name, dtype, _sample(spec, dtype, rng) if sample else np.zeros(spec["shape"]))
+            inputs.append(name)
+            continue
         if spec.get("const"):  # a Const input, for rules that look at constant values (match.const_inputs, const(i))
             node = graph_def.node.add(name=name, op="Const")
             node.attr["dtype"].type = dtype
@@ -136,6 +141,23 @@ def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool 
         node.attr[attr].CopyFrom(make_attr(attr_types[attr], value))
     graph_def.versions.producer = rules.catalog.info[rules.catalog.releases[-1]]["graph_def_version"]
     return graph_def, feeds
+
+
+def _add_variable(graph_def, name: str, dtype: int, value: np.ndarray) -> None:
+    handle = graph_def.node.add(name=name, op="VarHandleOp")
+    handle.attr["dtype"].type = dtype
+    handle.attr["shape"].shape.CopyFrom(make_attr("shape", list(value.shape)).shape)
+    handle.attr["shared_name"].s = name.encode()
+    init = graph_def.node.add(name=name + "/value", op="Const")
+    init.attr["dtype"].type = dtype
+    init.attr["value"].tensor.ParseFromString(_const_tensor(value, dtype))
+    assign = graph_def.node.add(name=name + "/init", op="AssignVariableOp", input=[name, name + "/value"])
+    assign.attr["dtype"].type = dtype
+
+
+def init_targets(graph_def) -> List[str]:
+    """The example's variable initializers, run before anything is fetched."""
+    return [n.name for n in graph_def.node if n.name.startswith("input_") and n.name.endswith("/init")]
 
 
 def _dtype_of(value) -> int:

@@ -112,7 +112,8 @@ def _parse_rule(raw: Any, family: str, path: str) -> Rule:
         if key in match and not (isinstance(match[key], dict) and all(_is_index(k) for k in match[key])):
             raise where.fail("match." + key, "a mapping {input index: value}")
     when = _clean(raw.get("when") or {})
-    _no_unknown_keys(when, {"target_lacks_op", "target_lacks_attr", "target_has_op", "target_before"}, where, "when.")
+    _no_unknown_keys(when, {"target_lacks_op", "target_lacks_attr", "target_has_op", "target_before", "option"},
+                     where, "when.")
     action = actions[0]
     spec = _clean(raw[action])
     _check_action(action, spec, raw, where)

@@ -30,10 +30,12 @@ def tf():
     return tensorflow
 
 
-def run_graph(graph_def, feeds: Dict[str, np.ndarray], fetches: List[str]) -> List[np.ndarray]:
-    """Import `graph_def` into a fresh graph and run it in a v1 session."""
+def run_graph(graph_def, feeds: Dict[str, np.ndarray], fetches: List[str], init: List[str] = ()) -> List[np.ndarray]:
+    """Import `graph_def` into a fresh graph and run it in a v1 session (the `init` ops first)."""
     t = tf()
     with t.Graph().as_default() as graph:
         t.graph_util.import_graph_def(graph_def, name="")
         with t.compat.v1.Session(graph=graph) as session:
+            if init:
+                session.run(list(init))
             return session.run(fetches, feed_dict=feeds)

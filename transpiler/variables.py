@@ -21,6 +21,9 @@ from .rewrite import const_value
 
 #: Ops that pass a tensor through unchanged on the way between a saver op and a variable.
 _PASS_THROUGH = ("Identity", "IdentityN")
+#: Resource and reference variables, and the ops that fill them.
+HANDLE_OPS = ("VarHandleOp", "VariableV2", "Variable")
+ASSIGN_OPS = ("AssignVariableOp", "Assign")
 _OBJECT_KEY = "/.ATTRIBUTES/"
 
 
@@ -109,12 +112,23 @@ def _drop_unread(ir: GraphDefIR, node: Node, droppable: list) -> None:
             ir.replace_uses(Tensor(node.name, old), Tensor(node.name, new))
 
 
+def restored_variables(ir: GraphDefIR) -> Dict[str, str]:
+    """{variable node name: checkpoint key} for every variable a RestoreV2 fills."""
+    found = {}
+    for node in ir.nodes_by_op("RestoreV2"):
+        for index, key in enumerate(_keys(ir, node) or ()):
+            handle = _variable_for(ir, node, index)
+            if handle is not None:
+                found.setdefault(handle.name, key)
+    return found
+
+
 def _variable_for(ir: GraphDefIR, node: Node, index: int) -> Optional[Node]:
     """The VarHandleOp that key `index` of a SaveV2/RestoreV2 node reads or fills."""
     if node.op == "SaveV2":
         return _handle_upstream(ir, ir.inputs(node.name)[3 + index])
     for consumer in _downstream(ir, Tensor(node.name, index)):
-        if consumer.op == "AssignVariableOp":
+        if consumer.op in ASSIGN_OPS:
             return _handle_upstream(ir, ir.inputs(consumer.name)[0])
     return None
 
@@ -132,7 +146,7 @@ def _handle_upstream(ir: GraphDefIR, tensor: Tensor) -> Optional[Node]:
     seen: Tuple[str, ...] = ()
     while tensor.node in ir and tensor.node not in seen:
         node = ir[tensor.node]
-        if node.op == "VarHandleOp":
+        if node.op in HANDLE_OPS:
             return node
         if node.op not in _PASS_THROUGH + ("ReadVariableOp",):
             return None
