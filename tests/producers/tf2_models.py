@@ -16,6 +16,11 @@ Models:
   compat_v1_cnn           tf.compat.v1 CNN: conv2d, fused batch norm
                           (FusedBatchNormV3), LeakyRelu, depthwise conv,
                           pooling, dense; builder export.
+  compat_v1_einsum        tf.compat.v1 multi-head-attention-like block:
+                          tf.einsum projections and scores (Einsum), a
+                          broadcasting tf.linalg.matmul [B,1,3,4] x [5,4,6]
+                          (BatchMatMulV2), a broadcasting tf.where (SelectV2),
+                          bias adds (AddV2); builder export, "serving_default".
   module_saved            tf.Module with resource variables and a
                           tf.function serving signature; tf.saved_model.save
                           (StatefulPartitionedCall + function library).
@@ -24,6 +29,17 @@ Models:
                           While/If ops in the function library).
   keras_export            Keras 3 functional model (Conv2D, pooling, Dense)
                           via model.export(dir).
+  module_two_signatures   tf.Module with two tf.function signatures
+                          ("serving_default", "score"); a second case,
+                          module_two_signatures__score, runs "score".
+  keras_lstm, keras_gru   Keras 3 Embedding + LSTM/GRU + Dense text
+                          classifiers via model.export() (functional While
+                          carrying TensorList ops).
+  keras_transformer       Keras 3 Transformer encoder block
+                          (MultiHeadAttention, LayerNormalization, gelu).
+  module_nested_control_flow  variables read in loop bodies and branches,
+                          loops in loops and in branches, tf.switch_case
+                          (Case), a TensorArray carried by a While.
 """
 import json
 import os
@@ -200,6 +216,43 @@ def build_compat_v1_cnn(outdir):
                                    {"x": x_val})
 
 
+def build_compat_v1_einsum(outdir):
+    x_val = _normal(1101, (2, 4, 8), 1.0)
+    heads, key_dim = 2, 4
+    with tf.Graph().as_default() as g:
+        x = v1.placeholder(tf.float32, [None, 4, 8], name="x")
+
+        def var(name, seed, shape, scale=0.4):
+            return v1.get_variable(name, initializer=_normal(seed, shape, scale))
+
+        def project(h, name, seed):                 # Keras EinsumDense
+            kernel = var(name + "/kernel", seed, (8, heads, key_dim))
+            bias = var(name + "/bias", seed + 1, (heads, key_dim), 0.1)
+            return tf.einsum("abc,cde->abde", h, kernel) + bias
+        q = project(x, "query", 1110) * (1.0 / key_dim ** 0.5)
+        k = project(x, "key", 1120)
+        v = project(x, "value", 1130)
+        scores = tf.einsum("aecd,abcd->acbe", k, q)  # [B, heads, Tq, Tk]
+        probs = tf.nn.softmax(scores, axis=-1)
+        context = tf.einsum("acbe,aecd->abcd", probs, v)
+        wo = var("attention_output/kernel", 1140, (heads, key_dim, 8))
+        attention = tf.einsum("abcd,cde->abe", context, wo)
+        # A broadcasting batch matmul: [B, 1, 3, 4] x [5, 4, 6] -> [B, 5, 3, 6].
+        w = var("mix/kernel", 1150, (5, 4, 6))
+        mixed = tf.linalg.matmul(tf.expand_dims(attention[:, :3, :4], 1), w)
+        # A broadcasting select: condition [B, 5, 1, 6], else a [6] row.
+        keep = tf.reduce_mean(mixed, axis=2, keepdims=True) > 0.0
+        floor = var("floor", 1160, (6,), 0.1)
+        y = tf.identity(tf.where(keep, mixed, floor), name="y")
+        attention = tf.identity(attention, name="attention")
+        with v1.Session(graph=g, config=_session_config()) as sess:
+            sess.run(v1.global_variables_initializer())
+            return _builder_export(sess, outdir, "compat_v1_einsum",
+                                   "serving_default", {"x": x},
+                                   {"y": y, "attention": attention},
+                                   {"x": x_val})
+
+
 class _LinearModule(tf.Module):
     def __init__(self):
         super().__init__(name="linear_module")
@@ -281,12 +334,194 @@ def build_keras_export(outdir):
                        results)
 
 
+class _TwoSignatureModule(tf.Module):
+    def __init__(self):
+        super().__init__(name="two_signature_module")
+        self.w = tf.Variable(_normal(1001, (3, 2), 0.6), name="w")
+        self.b = tf.Variable(_normal(1002, (2,), 0.2), name="b")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32,
+                                                name="x")])
+    def predict(self, x):
+        return {"y": tf.sigmoid(tf.matmul(x, self.w) + self.b)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32,
+                                                name="x"),
+                                  tf.TensorSpec([], tf.float32,
+                                                name="scale")])
+    def score(self, x, scale):
+        logits = tf.matmul(x, self.w) * scale
+        return {"logits": logits,
+                "best": tf.argmax(logits, axis=1, output_type=tf.int32)}
+
+
+def build_module_two_signatures(outdir):
+    """Two serving signatures in one meta graph: NAME (serving_default) and
+    NAME__score (signature "score", same SavedModel directory)."""
+    name = "module_two_signatures"
+    module = _TwoSignatureModule()
+    export_dir = _fresh_dir(outdir, name)
+    predict = module.predict.get_concrete_function()
+    score = module.score.get_concrete_function()
+    tf.saved_model.save(module, export_dir,
+                        signatures={"serving_default": predict,
+                                    "score": score})
+    x_val = _normal(1003, (5, 3), 1.0)
+    feeds = {"x": x_val}
+    inputs, outputs = _signature_tensor_names(export_dir, "serving_default")
+    _write_case(outdir, name + "__score", "saved_model", name, [SERVE],
+                "score", *_signature_tensor_names(export_dir, "score"),
+                {"x": x_val, "scale": np.float32(1.7)},
+                _signature_outputs(score, {"x": x_val,
+                                           "scale": np.float32(1.7)}))
+    return _write_case(outdir, name, "saved_model", name, [SERVE],
+                       "serving_default", inputs, outputs, feeds,
+                       _signature_outputs(predict, feeds))
+
+
+def _keras_export_case(outdir, name, model, feed):
+    """model.export(dir), then the producer's numbers from the exported
+    serving function called eagerly (as keras_export does)."""
+    export_dir = _fresh_dir(outdir, name)
+    model.export(export_dir, verbose=False)
+    inputs, outputs = _signature_tensor_names(export_dir, "serving_default")
+    (in_key,) = inputs
+    loaded = tf.saved_model.load(export_dir)
+    results = _signature_outputs(loaded.signatures["serving_default"],
+                                 {in_key: feed})
+    return _write_case(outdir, name, "saved_model", name, [SERVE],
+                       "serving_default", inputs, outputs, {in_key: feed},
+                       results)
+
+
+def _set_weights(model, seed, scale):
+    model.set_weights([_normal(seed + i, w.shape, scale)
+                       for i, w in enumerate(model.get_weights())])
+
+
+def _tokens(seed, shape, vocab):
+    return np.random.RandomState(seed).randint(0, vocab, shape).astype(
+        np.int32)
+
+
+def _keras_rnn_classifier(name, rnn_layer, seed):
+    import keras
+
+    inp = keras.Input(shape=(7,), dtype="int32", name="tokens")
+    h = keras.layers.Embedding(20, 6, name="embedding")(inp)
+    h = rnn_layer(h)
+    out = keras.layers.Dense(3, activation="softmax", name="dense")(h)
+    model = keras.Model(inp, out, name=name)
+    _set_weights(model, seed, 0.5)
+    return model
+
+
+def build_keras_lstm(outdir):
+    """Keras 3 Embedding + LSTM + Dense text classifier, model.export()."""
+    import keras
+
+    model = _keras_rnn_classifier("keras_lstm", keras.layers.LSTM(
+        8, name="lstm"), 1100)
+    return _keras_export_case(outdir, "keras_lstm", model,
+                              _tokens(1150, (3, 7), 20))
+
+
+def build_keras_gru(outdir):
+    """Keras 3 Embedding + GRU + Dense text classifier, model.export()."""
+    import keras
+
+    model = _keras_rnn_classifier("keras_gru", keras.layers.GRU(
+        8, name="gru"), 1200)
+    return _keras_export_case(outdir, "keras_gru", model,
+                              _tokens(1250, (3, 7), 20))
+
+
+def build_keras_transformer(outdir):
+    """A small Transformer encoder block (MultiHeadAttention, residuals,
+    LayerNormalization, gelu feed-forward) + pooling + Dense, model.export()."""
+    import keras
+
+    name = "keras_transformer"
+    inp = keras.Input(shape=(5, 8), name="features")
+    att = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4,
+                                          name="attention")(inp, inp)
+    h = keras.layers.LayerNormalization(epsilon=1e-6, name="norm1")(
+        keras.layers.Add(name="residual1")([inp, att]))
+    ff = keras.layers.Dense(16, activation="gelu", name="ff1")(h)
+    ff = keras.layers.Dense(8, name="ff2")(ff)
+    h = keras.layers.LayerNormalization(epsilon=1e-6, name="norm2")(
+        keras.layers.Add(name="residual2")([h, ff]))
+    h = keras.layers.GlobalAveragePooling1D(name="pool")(h)
+    out = keras.layers.Dense(4, name="head")(h)
+    model = keras.Model(inp, out, name=name)
+    _set_weights(model, 1300, 0.4)
+    return _keras_export_case(outdir, name, model,
+                              _normal(1350, (2, 5, 8), 1.0))
+
+
+class _NestedControlFlowModule(tf.Module):
+    """Resource variables read inside loop bodies and branches; a loop in a
+    branch, a cond and a loop in a loop, a tf.switch_case (Case), a
+    data-dependent trip count and a loop that carries a TensorArray."""
+
+    def __init__(self):
+        super().__init__(name="nested_control_flow_module")
+        self.w = tf.Variable(_normal(1401, (3, 3), 0.5), name="w")
+        self.b = tf.Variable(_normal(1402, (3,), 0.2), name="b")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32,
+                                                name="x"),
+                                  tf.TensorSpec([], tf.int32,
+                                                name="mode")])
+    def __call__(self, x, mode):
+        h = x
+        steps = tf.cast(tf.reduce_sum(tf.abs(x)) * 0.5, tf.int32) % 4 + 1
+        trace = tf.TensorArray(tf.float32, size=steps)
+        for i in tf.range(steps):                   # data-dependent While
+            h = tf.tanh(tf.matmul(h, self.w) + self.b)
+            if tf.reduce_mean(h) > 0.0:             # cond in the loop
+                h = h * 1.1
+            else:
+                j = tf.constant(0)                  # loop in a branch
+                while j < 2:
+                    h = h - 0.05 * self.b
+                    j += 1
+            k = tf.constant(0)                      # loop in the loop
+            while k < i:
+                h = h + 0.01
+                k += 1
+            trace = trace.write(i, tf.reduce_sum(h, axis=1))
+        h = tf.switch_case(mode, [lambda: h * 2.0,
+                                  lambda: h + self.b,
+                                  lambda: tf.matmul(h, self.w)])
+        return {"y": h, "trace": trace.stack(), "steps": steps}
+
+
+def build_module_nested_control_flow(outdir):
+    name = "module_nested_control_flow"
+    module = _NestedControlFlowModule()
+    export_dir = _fresh_dir(outdir, name)
+    fn = module.__call__.get_concrete_function()
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": fn})
+    feeds = {"x": _normal(1403, (4, 3), 1.0), "mode": np.int32(2)}
+    inputs, outputs = _signature_tensor_names(export_dir, "serving_default")
+    return _write_case(outdir, name, "saved_model", name, [SERVE],
+                       "serving_default", inputs, outputs, feeds,
+                       _signature_outputs(fn, feeds))
+
+
 MODELS = {
     "compat_v1_linear_relu6": build_compat_v1_linear_relu6,
     "compat_v1_cnn": build_compat_v1_cnn,
+    "compat_v1_einsum": build_compat_v1_einsum,
     "module_saved": build_module_saved,
     "module_control_flow": build_module_control_flow,
     "keras_export": build_keras_export,
+    "module_two_signatures": build_module_two_signatures,
+    "keras_lstm": build_keras_lstm,
+    "keras_gru": build_keras_gru,
+    "keras_transformer": build_keras_transformer,
+    "module_nested_control_flow": build_module_nested_control_flow,
 }
 
 
