@@ -72,3 +72,10 @@ def test_bad_rule_file_on_cli_is_one_line(cli, tmp_path, corpus_case):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "my_rules.yaml:2" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_builtin_rules_lint_clean_against_the_opset_data():
+    from transpiler.rule_commands import lint_file
+
+    problems = [p for path in builtin_rule_files() for p in lint_file(path)]
+    assert not problems, problems

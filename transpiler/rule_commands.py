@@ -65,9 +65,17 @@ def lint_rule(rule: Rule, cat: Catalog) -> Iterator[str]:
     ops = [rule.op] if rule.op != "*" else []
     if rule.action == "rename" and "op" in rule.spec:
         ops.append(rule.spec["op"])
-    ops += [v.partition(".")[0] for k, v in rule.when.items()]
+    ops += [str(v).partition(".")[0] for k, v in rule.when.items()
+            if k in ("target_lacks_op", "target_has_op", "target_lacks_attr")]
+    if "target_before" in rule.when:
+        from .errors import TranspileError
+
+        try:
+            cat.resolve(str(rule.when["target_before"]))
+        except TranspileError as exc:
+            yield "field 'when.target_before': %s" % exc
     for op in ops:
-        if cat.last_release(op) is None:
+        if cat.last_release(op) is None and not cat.contrib_releases(op):
             yield "field 'match.op'/'rename.op'/'when': op %s is unknown to every known release" % op
     if ops and cat.last_release(rule.op):
         newest = cat.op_def(rule.op, cat.last_release(rule.op))
@@ -85,11 +93,12 @@ def _lint_template(rule: Rule, cat: Catalog) -> Iterator[str]:
     from .ir import lift
 
     for index, example in enumerate(rule.examples):
-        release = example.get("target") or target_for(rule, cat, [rule])
+        options = example.get("options")
+        release = example.get("target") or target_for(rule, cat, [rule], options)
         if release is None:
             yield "field 'when': the rule is active for no known release"
             return
-        rules = RulePass([rule], cat.opset(release))
+        rules = RulePass([rule], cat.opset(release), options)
         try:
             graph_def, _ = build_example(rule, example, rules, None, sample=False)
             ir = lift(graph_def)
