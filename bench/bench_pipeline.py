@@ -1,4 +1,4 @@
-"""Time and peak memory of `tf-transpile check` and an unchanged round trip.
+"""Time and peak memory of `tf-transpile check`, an unchanged round trip and a downgrade to 1.8.
 
     python bench/bench_pipeline.py [--model resnet50|mobilenetv2] [--repeat 3]
 
@@ -61,6 +61,7 @@ def main() -> None:
         "cp -r": ["cp", "-r", str(model), str(target)],
         "check --to 2.21": tool + ["check", str(model), "--to", "2.21"],
         "round trip --to 2.21": tool + [str(model), str(target), "--to", "2.21"],
+        "downgrade --to 1.8": tool + [str(model), str(target), "--to", "1.8"],
     }
     print("model %s: %.0f MiB on disk" % (args.model, size))
     for label, cmd in commands.items():
