@@ -12,6 +12,7 @@ import model_zoo
 
 from model_zoo import *  # noqa: F401,F403  (fixtures)
 from runtime_fixtures import *  # noqa: F401,F403  (fixtures)
+from upgrade_zoo import *  # noqa: F401,F403  (fixtures; installs rule_examples.reference_runner)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

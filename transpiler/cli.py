@@ -19,6 +19,8 @@ PROG = "tf-transpile"
 
 USAGE = """\
 tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--inline-functions] [--checkpoint PREFIX]
+                    [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
+       tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
        tf-transpile check IN --to VERSION [--format text|json]
        tf-transpile explain IN --to VERSION [--rules FILE]
        tf-transpile rules list|check|test [...]
@@ -34,6 +36,7 @@ IN is a SavedModel directory, a frozen GraphDef (.pb/.pbtxt) or a meta graph
 commands:
   IN OUT --to V         convert IN for release V (e.g. 1.8, 1.15, 2.21)
   check IN --to V       report what blocks loading IN, unchanged, in release V (exit 1 if anything)
+  checkpoint IN OUT     convert a name-based TF 1.x checkpoint to an object-based one, or back
   explain IN --to V     dry run: which rule fires on which node, and what would still block
   rules list [--to V]   every rule, its family, what it matches and when it applies
   rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data)
@@ -47,6 +50,9 @@ examples:
   tf-transpile check frozen.pb --to 1.12 --format json
   tf-transpile model/ out/ --to 1.8 --rules my_rules.yaml   # add or override rules by id
   tf-transpile rules test my_rules.yaml                     # prove a new rule on its examples
+  tf-transpile tf1_model/ tf2_model/ --to 2.21              # a native TF 2 SavedModel (tf.saved_model.load)
+  tf-transpile frozen.pb tf2_model/ --to 2.21 --unfreeze    # ... with the weights trainable again
+  tf-transpile checkpoint model.ckpt tf2.ckpt --model tf2_model/   # name-based -> object-based
 golden files: pytest --update-golden rewrites golden/; a plain run diffs against them.
 exit status: 0 done, 1 the model cannot be made to load in the target, 2 bad input or usage."""
 
@@ -63,10 +69,47 @@ def _convert_parser() -> argparse.ArgumentParser:
     _add_target(p)
     _add_rules(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--variables", choices=("resource", "ref"), default="resource",
+                   help="ref: resource variables become VariableV2 + Assign/Identity (for TF 1.x tools)")
+    p.add_argument("--freeze", action="store_true",
+                   help="fold variables into constants and write a frozen GraphDef (OUT is a .pb file)")
     p.add_argument("--inline-functions", action="store_true",
                    help="inline function calls even when the target has the call ops")
+    _add_upgrade(p)
     p.add_argument("--version", action="version", version="%(prog)s " + __version__)
     return p
+
+
+def _add_upgrade(p: argparse.ArgumentParser) -> None:
+    from .unfreeze import DEFAULT_MIN_SIZE
+
+    g = p.add_argument_group("TF 1.x -> TF 2.x (native TF 2 SavedModel)")
+    g.add_argument("--tags", type=lambda s: [t for t in s.split(",") if t], metavar="TAGS",
+                   help="comma-separated tag set of the meta graph to convert (default: the only one, or serve)")
+    g.add_argument("--inputs", action="append", default=[], metavar="[KEY=]TENSOR,...",
+                   help="signature inputs of a graph without signatures (default: its placeholders)")
+    g.add_argument("--outputs", action="append", default=[], metavar="[KEY=]TENSOR,...",
+                   help="signature outputs of a graph without signatures (default: its unconsumed sinks)")
+    g.add_argument("--unfreeze", action="store_true",
+                   help="turn a frozen graph's weight constants back into trainable variables")
+    g.add_argument("--unfreeze-min-size", type=int, default=DEFAULT_MIN_SIZE, metavar="N",
+                   help="with --unfreeze: also float constants of at least N elements (default %(default)s;"
+                        " former variables, read through NAME/read, always)")
+    g.add_argument("--unfreeze-pattern", metavar="REGEX", help="with --unfreeze: exactly the constants whose name matches")
+    g.add_argument("--unfreeze-names", type=lambda s: [t for t in s.split(",") if t], default=[], metavar="NAME,...",
+                   help="with --unfreeze: these constants (with --unfreeze-pattern: these too)")
+
+
+def _upgrade_options(args):
+    from .tf2_backend import UpgradeOptions
+    from .unfreeze import UnfreezeOptions
+
+    unfreeze = None
+    if args.unfreeze or args.unfreeze_pattern or args.unfreeze_names:
+        unfreeze = UnfreezeOptions(args.unfreeze_min_size, args.unfreeze_pattern, args.unfreeze_names)
+    if not (args.tags or args.inputs or args.outputs or unfreeze):
+        return None
+    return UpgradeOptions(args.tags, args.inputs, args.outputs, unfreeze)
 
 
 def _add_target(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -137,7 +180,35 @@ def _cmd_rules(argv: List[str]) -> int:
     return getattr(rule_commands, args.action + "_rules")(args)
 
 
-COMMANDS = {"check": _cmd_check, "explain": _cmd_explain, "releases": _cmd_releases, "rules": _cmd_rules}
+def _cmd_checkpoint(argv: List[str]) -> int:
+    from . import checkpoint_convert
+
+    p = _parser(PROG + " checkpoint", checkpoint_convert.__doc__.split("\n\n")[0])
+    p.add_argument("input", metavar="IN_PREFIX", type=Path, help="checkpoint to convert (its prefix)")
+    p.add_argument("output", metavar="OUT_PREFIX", type=Path, help="prefix of the checkpoint to write")
+    direction = p.add_mutually_exclusive_group()
+    direction.add_argument("--to-object", dest="direction", action="store_const", const="object",
+                           help="name-based -> object-based (default for a name-based input)")
+    direction.add_argument("--to-names", dest="direction", action="store_const", const="names",
+                           help="object-based -> name-based (default for an object-based input)")
+    p.add_argument("--model", type=Path, metavar="M",
+                   help="the TF 2 model the object-based checkpoint is for (a SavedModel dir or an object-based"
+                        " checkpoint prefix); default: tf-transpile's layout vars/<TF 1.x name>")
+    p.add_argument("--var-map", type=Path, metavar="FILE",
+                   help="YAML mapping to use (the format of the mapping file this command writes)")
+    p.add_argument("--mapping", type=Path, metavar="FILE",
+                   help="where to write the mapping used (default: OUT_PREFIX.mapping.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_PREFIX checkpoint")
+    args = p.parse_args(argv)
+    result = checkpoint_convert.convert_checkpoint(args.input, args.output, direction=args.direction,
+                                                   model=args.model, var_map=args.var_map,
+                                                   mapping_file=args.mapping, force=args.force)
+    print(result.summary())
+    return 0
+
+
+COMMANDS = {"check": _cmd_check, "explain": _cmd_explain, "releases": _cmd_releases, "rules": _cmd_rules,
+            "checkpoint": _cmd_checkpoint}
 
 
 def _run(argv: List[str]) -> int:
@@ -147,11 +218,14 @@ def _run(argv: List[str]) -> int:
         return COMMANDS[argv[0]](argv[1:])
     args = _convert_parser().parse_args(argv)
     report = convert(args.input, args.output, args.to, args.force, args.checkpoint, args.rules,
-                     inline_functions=args.inline_functions)
+                     inline_functions=args.inline_functions, upgrade=_upgrade_options(args),
+                     variables=args.variables, freeze=args.freeze)
     if args.format == "json":
         print(report.to_json())
     else:
         print(report.fired_summary())
+        for note in report.notes:
+            print("note: " + note)
         print("wrote %s for TF %s" % (args.output, report.target))
     return 0
 

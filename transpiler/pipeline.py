@@ -48,7 +48,8 @@ def explain(path: Path, to: str, checkpoint: Optional[Path] = None, rule_files: 
 
 
 def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Optional[Path] = None,
-            rule_files: Sequence[Path] = (), inline_functions: bool = False, upgrade=None) -> Report:
+            rule_files: Sequence[Path] = (), inline_functions: bool = False, upgrade=None,
+            variables: str = "resource", freeze: bool = False) -> Report:
     """Rewrite the model for `to` and write it to `out`; refuse if it still would not load.
 
     A TF 1.x model for a 2.x target goes to the native TF 2 back end (tf2_backend.py);
@@ -63,18 +64,26 @@ def convert(path: Path, out: Path, to: str, force: bool = False, checkpoint: Opt
         return tf2_backend.upgrade(path, out, opset, force, checkpoint, rule_files, upgrade, model=model)
     if upgrade is not None:
         tf2_backend.restrict_for_downgrade(model, upgrade)
-    irs, report = transpile(model, opset, rule_files, inline_functions)
+    irs, report = transpile(model, opset, rule_files, inline_functions, variables)
     if report.blocking:
         raise IncompatibleModel(report.summary(), report)
+    if freeze:
+        from .freeze import freeze_model
+
+        freeze_model(model, irs[0])
     for mg, ir in zip(model.meta_graphs, irs):
         mg.graph_def.CopyFrom(ir.lower())
     write_model(model, out, opset, force)
     return report
 
 
-def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = (), inline_functions: bool = False) -> tuple:
-    """Run the passes on every graph of `model`; (rewritten IRs, report). Writes nothing."""
-    rules = RulePass(load_rules(list(rule_files)), opset)
+def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = (), inline_functions: bool = False,
+              variables: str = "resource") -> tuple:
+    """Run the passes on every graph of `model`; (rewritten IRs, report). Writes nothing.
+
+    `variables="ref"` turns resource variables into VariableV2 (rules/ref_variables.yaml).
+    """
+    rules = RulePass(load_rules(list(rule_files)), opset, {"variables": variables})
     irs = [lift(mg.graph_def) for mg in model.meta_graphs]
     sections, functional_log, functional_refused = [], [], {}
     for i, ir in enumerate(irs):
@@ -83,11 +92,11 @@ def transpile(model: Model, opset: Opset, rule_files: Sequence[Path] = (), inlin
             functional(ir)
             functional_log += functional.firings
             functional_refused.update(functional.refused)
-        rules(ir)
         if opset.release.startswith("1."):
             names = CheckpointNames()
             names(ir)
             model.checkpoint_keys.update(names.mapping)
+        rules(ir)
         refused = {**functional_refused, **rules.refused}
         sections.append((graph_label(model, i), [_explain(p, refused) for p in validate(ir, opset)]))
     fired = [dataclasses.asdict(f) for f in functional_log + rules.fired]

@@ -55,7 +55,10 @@ class Opset:
         return self.catalog.op_def(name, self.release)
 
     def has_op(self, name: str) -> bool:
-        return self.op(name) is not None
+        """The release registers `name` and accepts it in the graphs it writes: an op deprecated at
+        its GraphDef version or earlier (OpDef.deprecation) is refused there, so it counts as missing."""
+        op_def = self.op(name)
+        return op_def is not None and not 0 < op_def.deprecation.version <= self.graph_def_version
 
     def attr(self, op: str, attr: str) -> Optional[op_def_pb2.OpDef.AttrDef]:
         op_def = self.op(op)
@@ -74,6 +77,7 @@ class Catalog:
         self.releases: list = sorted(self.info, key=version_key)
         self._ops: dict = data["ops"]
         self._kernels: dict = data.get("cpu_kernels") or {}
+        self._contrib: dict = data.get("contrib_ops") or {}
         self._parsed: dict = {}
 
     def opset(self, version: str) -> Opset:
@@ -107,6 +111,25 @@ class Catalog:
     def ops(self) -> list:
         """Every op any known release has."""
         return list(self._ops)
+
+    def contrib_op_def(self, name: str, release: Optional[str] = None) -> Optional[op_def_pb2.OpDef]:
+        """The OpDef `import tensorflow.contrib` registered in `release` (default: the newest that did).
+
+        Contrib ops are not part of any release's core registry (`op_def`): a
+        graph that uses them loads only where contrib is imported first.
+        """
+        entries = self._contrib.get(name, ())
+        entry = (next((e for e in entries if release in e["releases"]), None) if release
+                 else max(entries, key=lambda e: max(version_key(r) for r in e["releases"]), default=None))
+        key = ("contrib", name, release)
+        if key not in self._parsed:
+            self._parsed[key] = entry and json_format.ParseDict(entry["def"], op_def_pb2.OpDef())
+        return self._parsed[key]
+
+    def contrib_releases(self, name: str) -> list:
+        """The releases whose tf.contrib registers `name`, ascending ([] for core or unknown ops)."""
+        found = {r for e in self._contrib.get(name, ()) for r in e["releases"]}
+        return sorted(found, key=version_key)
 
     def has_cpu_kernel(self, op: str, release: str) -> Optional[bool]:
         if self.info[release].get("kernels_method") is None:

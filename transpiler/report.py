@@ -21,6 +21,8 @@ class Report:
     sections: List[Tuple[str, List[Problem]]]
     #: Which rule fired on which node, filled by the rule pass.
     fired: List[dict] = dataclasses.field(default_factory=list)
+    #: What a conversion decided on its own (signatures found, constants unfrozen, ...), one line each.
+    notes: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def problems(self) -> List[Problem]:
@@ -53,6 +55,7 @@ class Report:
 
     def to_text(self, verbose: bool = False) -> str:
         lines = ["model:  %s" % self.model, "target: TF %s" % self.target]
+        lines.extend("note:   %s" % note for note in self.notes)
         if self.fired:
             lines.append(self.fired_summary())
             if verbose:
@@ -76,4 +79,5 @@ class Report:
             "groups": [{"op": op, "reason": reason, "count": len(ps), "nodes": [p.where for p in ps]}
                        for (op, reason), ps in self.groups()],
             "rules_fired": self.fired,
+            "notes": self.notes,
         }, indent=2, sort_keys=True)

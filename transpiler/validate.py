@@ -74,6 +74,10 @@ def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str],
             yield problem("unknown-op", "op not in TF %s" % opset.short, first)
         elif last:
             yield problem("unknown-op", "op removed before TF %s (last in TF %s)" % (opset.short, last))
+        elif catalog.contrib_releases(node.op):
+            contrib = catalog.contrib_releases(node.op)
+            yield problem("unknown-op", "tf.contrib op (registered by `import tensorflow.contrib` in TF %s-%s), "
+                          "not in TF %s" % (contrib[0], contrib[-1], opset.short))
         else:
             yield problem("unknown-op", "op unknown to every known release (a custom op?)")
         return
