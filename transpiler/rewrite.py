@@ -174,7 +174,7 @@ class RulePass:
             return None
         known = {a.name for a in target.attr}
         stripped = []
-        for attr, value in list(node.attrs.items()):
+        for attr, value in sorted(node.attrs.items()):
             if attr.startswith("_") or attr in known:
                 continue
             newer = self.catalog.first_release(node.op, attr, after=self.opset.release)

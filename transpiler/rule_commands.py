@@ -118,15 +118,16 @@ def test_rules(args) -> int:
 
     rules = load_rules(args.files)
     chosen = [r for r in rules if not args.files or any(r.source.startswith(str(f)) for f in args.files)]
-    failed = 0
+    failed = not_run = 0
     for rule in chosen:
         if not rule.examples:
             print("%-34s no examples%s" % (rule.id, " (required for decompositions)" if rule.action == "decompose" else ""))
             failed += rule.action == "decompose"
             continue
         for result in run_examples(rule, rules):
-            print("%-34s example %d  TF %-7s %s  %s" % (rule.id, result.index, result.target,
-                                                     "ok  " if result.ok else "FAIL", result.message))
-            failed += not result.ok
-    print("%d rule(s), %d failure(s)" % (len(chosen), failed))
+            state = {True: "ok  ", False: "FAIL", None: "n/a "}[result.ok]
+            print("%-34s example %d  TF %-7s %s  %s" % (rule.id, result.index, result.target, state, result.message))
+            failed += result.ok is False
+            not_run += result.ok is None
+    print("%d rule(s), %d failure(s), %d example(s) not run here" % (len(chosen), failed, not_run))
     return 1 if failed else 0
