@@ -18,7 +18,8 @@ from .errors import IncompatibleModel, TranspileError
 PROG = "tf-transpile"
 
 USAGE = """\
-tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--inline-functions] [--checkpoint PREFIX]
+tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX] [--inline-functions]
+                    [--variables resource|ref] [--freeze]
                     [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
        tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
        tf-transpile check IN --to VERSION [--format text|json]
