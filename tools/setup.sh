@@ -19,7 +19,7 @@ case "${1:-example}" in
   example)
     out=${2:-/tmp/tf-transpile-example}
     rm -rf "$out"
-    tf-transpile examples/half_plus_two_tf112 "$out" --to 1.8
+    tf-transpile examples/half_plus_two_tf214 "$out" --to 1.8
     tf-transpile check "$out" --to 1.8
     ;;
   test)

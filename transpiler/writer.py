@@ -43,6 +43,20 @@ def stamp_target(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
     info.stripped_op_list.Clear()
     op_defs = [opset.op(name) for name in sorted(used_ops(mg.graph_def))]
     info.stripped_op_list.op.extend(op_def for op_def in op_defs if op_def is not None)
+    if opset.release.startswith("1."):
+        _assets_as_collection(mg)
+
+
+#: Where TF 1.x loaders look for the asset files to feed into the main op.
+ASSETS_COLLECTION = "saved_model_assets"
+
+
+def _assets_as_collection(mg: meta_graph_pb2.MetaGraphDef) -> None:
+    """TF 2 lists assets in `asset_file_def`; TF 1.x loaders only read the collection."""
+    if not mg.asset_file_def or ASSETS_COLLECTION in mg.collection_def:
+        return
+    for asset in mg.asset_file_def:
+        mg.collection_def[ASSETS_COLLECTION].any_list.value.add().Pack(asset)
 
 
 def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> None:
