@@ -403,6 +403,43 @@ def _example(x):
     return data
 
 
+def export_estimator(make, input_fn, steps, receiver, outdir, name):
+    """Train `make(model_dir)` for `steps`, export it with `receiver` to
+    OUTDIR/NAME (replacing what is there); returns the export dir."""
+    work = tempfile.mkdtemp(prefix="tf1_models_estimator_")
+    try:
+        estimator = make(os.path.join(work, "model"))
+        estimator.train(input_fn, steps=steps)
+        export = (getattr(estimator, "export_saved_model", None) or
+                  estimator.export_savedmodel)
+        exported = export(os.path.join(work, "export"), receiver)
+        if not isinstance(exported, str):
+            exported = exported.decode("utf-8")
+        export_dir = os.path.join(outdir, name)
+        if os.path.exists(export_dir):
+            shutil.rmtree(export_dir)
+        shutil.copytree(exported, export_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return export_dir
+
+
+def run_signature(export_dir, signature, feeds):
+    """Load a SavedModel and run `signature` on {input key: array}:
+    (input names, output names, sorted output keys, output values)."""
+    with tf.Graph().as_default() as g:
+        with tf.Session(graph=g, config=_session_config()) as sess:
+            meta = tf.saved_model.loader.load(sess, [SERVE], export_dir)
+            sig = meta.signature_def[signature]
+            inputs = dict((k, v.name) for k, v in sig.inputs.items())
+            outputs = dict((k, v.name) for k, v in sig.outputs.items())
+            keys = sorted(outputs)
+            values = sess.run([outputs[k] for k in keys],
+                              feed_dict=dict((inputs[k], v)
+                                             for k, v in feeds.items()))
+    return inputs, outputs, keys, values
+
+
 def build_estimator_parse(outdir):
     """A canned LinearRegressor trained 2 steps, exported with a tf.Example
     parsing serving_input_receiver_fn; signature serving_default
@@ -413,39 +450,23 @@ def build_estimator_parse(outdir):
                0.25).astype(np.float32)
     x_val = _normal(702, (5, 3), 1.0)
     serialized = np.array([_example(row) for row in x_val])
-    work = tempfile.mkdtemp(prefix="tf1_models_estimator_")
-    try:
-        columns = [tf.feature_column.numeric_column("x", shape=(3,))]
-        estimator = tf.estimator.LinearRegressor(
-            columns, model_dir=os.path.join(work, "model"),
+    columns = [tf.feature_column.numeric_column("x", shape=(3,))]
+
+    def make(model_dir):
+        return tf.estimator.LinearRegressor(
+            columns, model_dir=model_dir,
             config=tf.estimator.RunConfig(tf_random_seed=7))
-        input_fn = tf.compat.v1.estimator.inputs.numpy_input_fn(
-            {"x": x_train}, y_train, batch_size=8, num_epochs=None,
-            shuffle=False)
-        estimator.train(input_fn, steps=2)
-        spec = tf.feature_column.make_parse_example_spec(columns)
-        receiver = tf.estimator.export.build_parsing_serving_input_receiver_fn(
-            spec)
-        exported = estimator.export_saved_model(
-            os.path.join(work, "export"), receiver)
-        if not isinstance(exported, str):
-            exported = exported.decode("utf-8")
-        export_dir = os.path.join(outdir, name)
-        if os.path.exists(export_dir):
-            shutil.rmtree(export_dir)
-        shutil.copytree(exported, export_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    input_fn = tf.compat.v1.estimator.inputs.numpy_input_fn(
+        {"x": x_train}, y_train, batch_size=8, num_epochs=None, shuffle=False)
+    spec = tf.feature_column.make_parse_example_spec(columns)
+    export_dir = export_estimator(
+        make, input_fn, 2,
+        tf.estimator.export.build_parsing_serving_input_receiver_fn(spec),
+        outdir, name)
     signature = "serving_default"
-    with tf.Graph().as_default() as g:
-        with tf.Session(graph=g, config=_session_config()) as sess:
-            meta = tf.saved_model.loader.load(sess, [SERVE], export_dir)
-            sig = meta.signature_def[signature]
-            inputs = dict((k, v.name) for k, v in sig.inputs.items())
-            outputs = dict((k, v.name) for k, v in sig.outputs.items())
-            keys = sorted(outputs)
-            values = sess.run([outputs[k] for k in keys],
-                              feed_dict={inputs["inputs"]: serialized})
+    inputs, outputs, keys, values = run_signature(
+        export_dir, signature, {"inputs": serialized})
     _write_case(outdir, name, "saved_model", name, [SERVE], signature,
                 inputs, outputs, {"inputs": serialized},
                 dict(zip(keys, values)))

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import graph_util  # noqa: E402
 
 from tf1_models import (SERVE, TF_VERSION, _normal, _session_config,  # noqa: E402
-                        _uniform, _write_case)
+                        _uniform, _write_case, export_estimator, run_signature)
 
 
 def _contrib():
@@ -145,36 +144,19 @@ def build_estimator_dnn(outdir):
     x_train = _normal(1201, (32, 3), 1.0)
     y_train = (x_train.dot(np.array([[1.0], [-2.0], [0.5]], np.float32)) + 0.5).astype(np.float32)
     x_val = _normal(1202, (4, 3), 1.0)
-    work = tempfile.mkdtemp(prefix="tf1_upgrade_estimator_")
-    try:
-        columns = [tf.feature_column.numeric_column("x", shape=(3,))]
-        estimator = tf.estimator.DNNRegressor(
-            [8, 4], columns, model_dir=os.path.join(work, "model"),
-            config=tf.estimator.RunConfig(tf_random_seed=11))
-        input_fn = tf.estimator.inputs.numpy_input_fn(
-            {"x": x_train}, y_train, batch_size=8, num_epochs=None, shuffle=False)
-        estimator.train(input_fn, steps=3)
-        receiver = tf.estimator.export.build_raw_serving_input_receiver_fn(
-            {"x": tf.placeholder(tf.float32, [None, 3], name="x")})
-        export = getattr(estimator, "export_saved_model", None) or estimator.export_savedmodel
-        exported = export(os.path.join(work, "export"), receiver)
-        if not isinstance(exported, str):
-            exported = exported.decode("utf-8")
-        export_dir = os.path.join(outdir, name)
-        if os.path.exists(export_dir):
-            shutil.rmtree(export_dir)
-        shutil.copytree(exported, export_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    columns = [tf.feature_column.numeric_column("x", shape=(3,))]
+
+    def make(model_dir):
+        return tf.estimator.DNNRegressor([8, 4], columns, model_dir=model_dir,
+                                         config=tf.estimator.RunConfig(tf_random_seed=11))
+
+    input_fn = tf.estimator.inputs.numpy_input_fn(
+        {"x": x_train}, y_train, batch_size=8, num_epochs=None, shuffle=False)
+    receiver = tf.estimator.export.build_raw_serving_input_receiver_fn(
+        {"x": tf.placeholder(tf.float32, [None, 3], name="x")})
+    export_dir = export_estimator(make, input_fn, 3, receiver, outdir, name)
     signature = "predict"
-    with tf.Graph().as_default() as g:
-        with tf.Session(graph=g, config=_session_config()) as sess:
-            meta = tf.saved_model.loader.load(sess, [SERVE], export_dir)
-            sig = meta.signature_def[signature]
-            inputs = dict((k, v.name) for k, v in sig.inputs.items())
-            outputs = dict((k, v.name) for k, v in sig.outputs.items())
-            keys = sorted(outputs)
-            values = sess.run([outputs[k] for k in keys], feed_dict={inputs["x"]: x_val})
+    inputs, outputs, keys, values = run_signature(export_dir, signature, {"x": x_val})
     _write_case(outdir, name, "saved_model", name, [SERVE], signature, inputs, outputs,
                 {"x": x_val}, dict(zip(keys, values)))
 
