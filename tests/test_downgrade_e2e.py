@@ -61,3 +61,11 @@ def test_report_lists_rules_fired(tf2_cases, cli, tmp_path):
     assert "fused-batch-norm-v2-to-v1" not in rules  # TF 1.8 has FusedBatchNormV2: the chain stops there
     stripped = [f for f in fired if f["rule"] == "strip-new-default-attrs"]
     assert any("explicit_paddings" in f["detail"] for f in stripped)
+
+
+@pytest.mark.real_runtime
+@pytest.mark.parametrize("release", TARGETS)
+@pytest.mark.parametrize("name", ["lstm_dynamic_rnn", "cnn_layers", "estimator_dnn"])
+def test_tf115_rnn_and_layers_models_run_in_older_release(name, release, tf1_upgrade_cases, cli, run_case, tmp_path):
+    case = tf1_upgrade_cases("1.15.0")[name]
+    assert_outputs_match(transpile_and_run(cli, run_case, case, release, tmp_path), case)
