@@ -17,7 +17,7 @@ from .readers import Model
 from .report import Report
 
 #: Graphs up to this many serialized bytes are written out whole.
-FULL_TEXT_LIMIT = 48 * 1024
+FULL_TEXT_LIMIT = 16 * 1024
 
 #: Savers name their temp dir with a fresh uuid on every export: not our output's doing.
 _SAVER_UUID = re.compile(r"_temp_[0-9a-f]{32}")
