@@ -19,7 +19,9 @@ from transpiler.releases import catalog
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 DIFF_LINES = 40
 
-TF2_CASES = [("compat_v1_linear_relu6", "1.8"), ("compat_v1_cnn", "1.8"), ("compat_v1_cnn", "1.4")]
+TF2_CASES = [("compat_v1_linear_relu6", "1.8"), ("compat_v1_cnn", "1.8"), ("compat_v1_cnn", "1.4"),
+             ("module_saved", "1.8"), ("module_control_flow", "1.8"), ("keras_lstm", "1.15")]
+UPGRADE_CASES = [("1.15.0", "cnn_layers"), ("1.4.0", "contrib_resampler"), ("1.15.0", "cnn_layers_frozen")]
 TF115_CASES = [("cnn_keras", "1.8"), ("cnn_keras_frozen", "1.4"), ("while_cond", "1.8"), ("linear_relu6", "1.4")]
 
 
@@ -68,6 +70,29 @@ def test_golden_tf2(request, tf2_cases, name, target):
 def test_golden_tf115(request, tf1_cases, name, target):
     text = render(tf1_cases("1.15.0")[name], target)
     check_golden(request, "downgrade-tf115-%s-to-%s" % (name, target), text)
+
+
+def render_upgrade(cli, case, out):
+    """Upgrades are written by TensorFlow itself (tf.saved_model.save): golden holds their summary."""
+    import json
+
+    from transpiler.report import Report
+
+    result = cli(case.path, out, "--to", "2.21", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    report = Report("-", data["target"], [], data["rules_fired"], data.get("notes", []))
+    header = ["case: %s --to 2.21" % case.name, "producer: TF %s (tests/producers, built by the tests)" % case.producer]
+    return golden_text(read_model(out), report, header, whole=False)
+
+
+@pytest.mark.real_runtime
+@pytest.mark.parametrize("release,name", UPGRADE_CASES)
+def test_golden_upgrade(request, tf1_upgrade_cases, cli, tmp_path, release, name):
+    case = tf1_upgrade_cases(release)[name]
+    text = render_upgrade(cli, case, tmp_path / "first")
+    assert render_upgrade(cli, case, tmp_path / "second") == text, "output is not deterministic"
+    check_golden(request, "upgrade-tf%s-%s-to-2.21" % (release.replace(".0", "").replace(".", ""), name), text)
 
 
 def test_changed_rule_shows_as_golden_diff(tf2_cases, tmp_path):

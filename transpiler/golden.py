@@ -23,16 +23,20 @@ FULL_TEXT_LIMIT = 16 * 1024
 _SAVER_UUID = re.compile(r"_temp_[0-9a-f]{32}")
 
 
-def golden_text(model: Model, report: Report, header: List[str]) -> str:
+def golden_text(model: Model, report: Report, header: List[str], whole: bool = True) -> str:
+    """`whole=False` never writes the graph out: for SavedModels TensorFlow itself wrote (upgrades)."""
     lines = ["# " + h for h in header]
     lines += ["", "## report", report.fired_summary()]
-    lines += ["  " + line for line in report.fired_by_node()]
+    lines += ["note: " + note for note in report.notes]
+    # Sorted: exporters do not keep node order stable between runs of the same code.
+    lines += ["  " + line for line in sorted(report.fired_by_node())]
     lines += ["problems: %d" % len(report.problems)] + ["  %s %s: %s" % (p.where, p.op, p.reason) for p in report.problems]
     for index, mg in enumerate(model.meta_graphs):
         lines += ["", "## meta graph %d (tags: %s)" % (index, ",".join(mg.meta_info_def.tags) or "-")]
         lines += _signatures(mg)
         lines += ["ops: " + ", ".join("%s x%d" % kv for kv in sorted(_histogram(mg.graph_def).items()))]
-        lines += ["", _graph_text(mg.graph_def, report)]
+        if whole:
+            lines += ["", _graph_text(mg.graph_def, report)]
     return _SAVER_UUID.sub("_temp_<uuid>", "\n".join(lines).rstrip() + "\n")
 
 
@@ -61,7 +65,8 @@ def _graph_text(graph_def: graph_pb2.GraphDef, report: Report) -> str:
     if ordered.ByteSize() <= FULL_TEXT_LIMIT:
         return text_format.MessageToString(ordered).rstrip()
     touched = {f["node"] for f in report.fired}
-    nodes = [n for n in ordered.node if n.name in touched or n.name.rsplit("/", 1)[0] in touched]
+    nodes = sorted((n for n in ordered.node if n.name in touched or n.name.rsplit("/", 1)[0] in touched),
+                   key=lambda n: n.name)
     body = "\n".join(_node_line(n) for n in nodes)
     return "(graph of %d bytes: only nodes rules touched)\n%s" % (ordered.ByteSize(), body)
 

@@ -344,7 +344,7 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
         # inputs may name body nodes added later: networkx holds the edge until the node arrives
         graph.add_node(names[n.name], n.op, data, attrs, n.device or device, control_inputs=_dedup(ctrl), extra=extra)
     outputs = [host_tensor(fn.ret[arg.name]) for arg in fn.header.signature.output_arg]
-    control_outputs = [names[c] for c in fn.control_ret.values() if c in names]
+    control_outputs = [names[c] for _, c in sorted(fn.control_ret.items()) if c in names]  # map order varies
     return InlinedBody(outputs, _dedup(control_outputs), names, gate)
 
 
