@@ -19,8 +19,16 @@ from .report import Report
 #: Graphs up to this many serialized bytes are written out whole.
 FULL_TEXT_LIMIT = 16 * 1024
 
-#: Savers name their temp dir with a fresh uuid on every export: not our output's doing.
-_SAVER_UUID = re.compile(r"_temp_[0-9a-f]{32}")
+#: Names exporters make unique per process, not per model: a saver's temp dir uuid, and the
+#: counter TF appends to traced functions (it depends on what the process traced before).
+_UNSTABLE = [(re.compile(r"_temp_[0-9a-f]{32}"), "_temp_<uuid>"),
+             (re.compile(r"(__inference_\w*?)_\d+\b"), r"\1_<n>")]
+
+
+def _mask(text: str) -> str:
+    for pattern, replacement in _UNSTABLE:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def golden_text(model: Model, report: Report, header: List[str], whole: bool = True) -> str:
@@ -29,7 +37,7 @@ def golden_text(model: Model, report: Report, header: List[str], whole: bool = T
     lines += ["", "## report", report.fired_summary()]
     lines += ["note: " + note for note in report.notes]
     # Sorted: exporters do not keep node order stable between runs of the same code.
-    lines += ["  " + line for line in sorted(report.fired_by_node())]
+    lines += ["  " + line for line in sorted(_mask(f) for f in report.fired_by_node())]
     lines += ["problems: %d" % len(report.problems)] + ["  %s %s: %s" % (p.where, p.op, p.reason) for p in report.problems]
     for index, mg in enumerate(model.meta_graphs):
         lines += ["", "## meta graph %d (tags: %s)" % (index, ",".join(mg.meta_info_def.tags) or "-")]
@@ -37,7 +45,7 @@ def golden_text(model: Model, report: Report, header: List[str], whole: bool = T
         lines += ["ops: " + ", ".join("%s x%d" % kv for kv in sorted(_histogram(mg.graph_def).items()))]
         if whole:
             lines += ["", _graph_text(mg.graph_def, report)]
-    return _SAVER_UUID.sub("_temp_<uuid>", "\n".join(lines).rstrip() + "\n")
+    return _mask("\n".join(lines).rstrip() + "\n")
 
 
 def _signatures(mg) -> List[str]:
@@ -59,14 +67,14 @@ def _histogram(graph_def: graph_pb2.GraphDef) -> collections.Counter:
 def _graph_text(graph_def: graph_pb2.GraphDef, report: Report) -> str:
     ordered = graph_pb2.GraphDef()
     ordered.CopyFrom(graph_def)
-    functions = sorted(ordered.library.function, key=lambda f: f.signature.name)
+    functions = sorted(ordered.library.function, key=lambda f: _mask(f.signature.name))
     del ordered.library.function[:]
     ordered.library.function.extend(functions)
     if ordered.ByteSize() <= FULL_TEXT_LIMIT:
         return text_format.MessageToString(ordered).rstrip()
     touched = {f["node"] for f in report.fired}
     nodes = sorted((n for n in ordered.node if n.name in touched or n.name.rsplit("/", 1)[0] in touched),
-                   key=lambda n: n.name)
+                   key=lambda n: _mask(n.name))
     body = "\n".join(_node_line(n) for n in nodes)
     return "(graph of %d bytes: only nodes rules touched)\n%s" % (ordered.ByteSize(), body)
 
