@@ -4,7 +4,7 @@
   per pytest run by the host's TF 2.x; {name: Case}.
 - ``tf1_cases``  (session): a factory, ``tf1_cases("1.15.0") -> {name: Case}``.
   The first call for a release runs producers/tf1_models.py inside that real
-  release (tests/tf_runtimes.py); later calls reuse the result. A release that
+  release (transpiler/runtimes/provision.py); later calls reuse the result. A release that
   cannot be provisioned skips the test, or fails it loudly when CI=true.
 - ``corpus_case(name)``: path of a third-party model copied into tests/data/
   (see tests/data/NOTICE); ``corpus_entry(name)`` its manifest entry.
@@ -253,9 +253,9 @@ def tf1_cases(tmp_path_factory):
         if version in failed:
             pytest.fail(failed[version], pytrace=False)
         try:
-            from tf_runtimes import RuntimeUnavailable, ensure_runtime
+            from transpiler.runtimes.provision import RuntimeUnavailable, ensure_runtime
         except ImportError as e:
-            _unavailable(version, "cannot import tests/tf_runtimes.py (%s)" % e)
+            _unavailable(version, "cannot import transpiler/runtimes/provision.py (%s)" % e)
         try:
             rt = ensure_runtime(version)
         except RuntimeUnavailable as e:

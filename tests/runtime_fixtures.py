@@ -40,8 +40,8 @@ _HERE = pathlib.Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
-import tf_runtimes  # noqa: E402
-from tf_runtimes import RuntimeUnavailable, ensure_runtime  # noqa: E402
+from transpiler.runtimes import provision as tf_runtimes  # noqa: E402
+from transpiler.runtimes.provision import RuntimeUnavailable, ensure_runtime  # noqa: E402
 
 __all__ = [
     "ReleaseLoadError",

@@ -14,7 +14,7 @@ WEIGHTS = ["model/W1", "model/W2", "model/b1", "model/b2"]
 
 @pytest.fixture(scope="module")
 def tf():
-    from transpiler.tf_runtime import tf as load_tf
+    from transpiler.io.tf_runtime import tf as load_tf
 
     return load_tf()
 
@@ -132,7 +132,7 @@ def test_object_based_back_to_names_restores_in_real_tf1(release, tf1_upgrade_ca
 @pytest.mark.real_runtime
 def test_converted_models_own_checkpoint_gets_tf1_names(tf1_upgrade_cases, cli, tf, tmp_path):
     """What the TF 2 -> TF 1 downgrade reuses: object-based keys -> TF 1.x names, streamed."""
-    from transpiler.checkpoint_convert import object_to_names, rename_checkpoint
+    from transpiler.backends.checkpoint_convert import object_to_names, rename_checkpoint
 
     case = tf1_upgrade_cases("1.4.0")["cnn_layers"]
     result = cli(case.path, tmp_path / "model", "--to", "2.21")
@@ -194,7 +194,7 @@ def test_matching_by_scope_by_shape_and_by_var_map(tf1_upgrade_cases, cli, tf, t
 
 
 def test_rename_streams_one_tensor_at_a_time_into_shards(tf, tmp_path, monkeypatch):
-    from transpiler import checkpoint_convert
+    from transpiler.backends import checkpoint_convert
 
     values = {"layer_%d/w" % i: np.full((64, 64), i, np.float32) for i in range(6)}  # 16 KiB each
     source = _save(tf, tmp_path / "src", values)

@@ -112,7 +112,7 @@ def test_output_is_input(cli, tmp_path, model, where):
 
 
 def test_unknown_op_is_reported_by_node_and_op(cli, tmp_path):
-    from transpiler.protos import graph_pb2, text_format
+    from transpiler.io.protos import graph_pb2, text_format
 
     graph = text_format.Parse('node { name: "mystery" op: "TotallyCustomOp" }', graph_pb2.GraphDef())
     path = tmp_path / "custom.pbtxt"

@@ -28,7 +28,7 @@ def test_doc_rule_checks_and_passes_its_examples(cli, tmp_path):
 
 def test_doc_rule_fires_in_a_real_conversion(cli, tmp_path):
     """A graph using MulNoNan converts for TF 1.12 only with the doc's rule."""
-    from transpiler.protos import graph_pb2, text_format
+    from transpiler.io.protos import graph_pb2, text_format
 
     graph = text_format.Parse("""
         node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }

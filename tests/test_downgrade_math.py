@@ -7,7 +7,8 @@ import pytest
 
 from conftest import assert_outputs_match
 from model_zoo import op_histogram
-from transpiler.pipeline import explain
+from transpiler.options import ConvertOptions
+from transpiler.pipeline.convert import explain
 
 NEW_OPS = ("Einsum", "BatchMatMulV2", "SelectV2")
 
@@ -56,7 +57,7 @@ def test_unsupported_einsum_is_refused_naming_the_equation(equation, shapes, tmp
         args = [tf.compat.v1.placeholder(tf.float32, s) for s in shapes]
         tf.raw_ops.Einsum(inputs=args, equation=equation, name="e")
 
-    problems = _problems(explain(_graph_with(tmp_path, build), "1.8"))
+    problems = _problems(explain(_graph_with(tmp_path, build), ConvertOptions(to="1.8")))
     assert "Einsum" in problems and equation in problems["Einsum"], problems
 
 
@@ -66,7 +67,7 @@ def test_matrix_diag_with_offset_is_refused(tmp_path):
         tf.linalg.diag(x, k=1, name="off_diagonal")
         tf.linalg.diag(x, name="main")  # the main diagonal is rewritten
 
-    report = explain(_graph_with(tmp_path, build), "1.8")
+    report = explain(_graph_with(tmp_path, build), ConvertOptions(to="1.8"))
     assert [p.node for p in report.problems] == ["off_diagonal"], report.problems
     assert "main diagonal" in report.problems[0].detail
 
@@ -77,5 +78,5 @@ def test_gather_batch_dims_is_refused_with_its_value(tmp_path):
         indices = tf.compat.v1.placeholder(tf.int32, (2, 4))
         tf.gather(params, indices, axis=1, batch_dims=1, name="g")
 
-    problems = _problems(explain(_graph_with(tmp_path, build), "1.8"))
+    problems = _problems(explain(_graph_with(tmp_path, build), ConvertOptions(to="1.8")))
     assert "batch_dims=1" in problems.get("GatherV2", ""), problems

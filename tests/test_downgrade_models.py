@@ -206,12 +206,12 @@ def test_ragged_parse_example_is_refused_by_node_and_op(parse_v2_cases, cli, tmp
 
 
 def test_variable_debug_attrs_are_removed_only_when_set():
-    from transpiler.ir import lift
-    from transpiler.protos import graph_pb2, text_format
-    from transpiler.releases import catalog
-    from transpiler.rewrite import RulePass
-    from transpiler.rule_files import load_rules
-    from transpiler.validate import validate
+    from transpiler.ir.graph import lift
+    from transpiler.io.protos import graph_pb2, text_format
+    from transpiler.knowledge.releases import catalog
+    from transpiler.engine.rule_pass import RulePass
+    from transpiler.engine.rule_files import load_rules
+    from transpiler.passes.validate import validate
 
     graph = text_format.Parse("""
         node { name: "v" op: "VarHandleOp"
@@ -240,10 +240,10 @@ def test_variable_debug_attrs_are_removed_only_when_set():
 
 
 def test_const_values_are_read_without_tf():
-    from transpiler.attrs import make_tensor
-    from transpiler.ir import lift
-    from transpiler.protos import graph_pb2
-    from transpiler.rewrite import const_value, tensor_value
+    from transpiler.ir.attrs import make_tensor
+    from transpiler.ir.graph import lift
+    from transpiler.io.protos import graph_pb2
+    from transpiler.ir.values import const_value, tensor_value
 
     assert tensor_value(make_tensor({"dtype": "DT_FLOAT", "shape": [], "values": [0.0]})) == 0.0
     assert tensor_value(make_tensor({"dtype": "DT_INT32", "shape": [3], "values": [7]})) == [7, 7, 7]
@@ -261,6 +261,6 @@ def test_const_values_are_read_without_tf():
     ph.attr["dtype"].type = 1
     ir = lift(graph)
     assert const_value(ir, ir.inputs("i")[0]) == 0.5
-    from transpiler.ir import Tensor
+    from transpiler.ir.graph import Tensor
     assert const_value(ir, Tensor("i", 0)) == 0.5  # through Identity
     assert const_value(ir, Tensor("p", 0)) is None

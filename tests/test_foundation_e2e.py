@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import assert_outputs_match
-from transpiler.pipeline import check
+from transpiler.pipeline.convert import check
 
 TF2_ROUND_TRIP = ["compat_v1_linear_relu6", "module_saved", "keras_export", "compat_v1_cnn"]
 

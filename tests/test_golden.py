@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from transpiler.golden import golden_text
-from transpiler.pipeline import transpile
-from transpiler.readers import read_model
-from transpiler.releases import catalog
+from golden import golden_text
+from transpiler.options import ConvertOptions
+from transpiler.pipeline.convert import plan
+from transpiler.io.readers import read_model
+from transpiler.knowledge.releases import catalog
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 DIFF_LINES = 40
@@ -28,8 +29,9 @@ TF115_CASES = [("cnn_keras", "1.8"), ("cnn_keras_frozen", "1.4"), ("while_cond",
 def render(case, target, rule_files=()):
     model = read_model(case.path)
     opset = catalog().opset(target)
-    irs, report = transpile(model, opset, rule_files)
-    for mg, ir in zip(model.meta_graphs, irs):
+    result = plan(model, ConvertOptions(to=target, rule_files=tuple(rule_files)))
+    report = result.report
+    for mg, ir in zip(model.meta_graphs, result.irs):
         mg.graph_def.CopyFrom(ir.lower())
     header = ["case: %s --to %s" % (case.name, opset.short),
               "producer: TF %s (tests/producers, built by the tests)" % case.producer]
@@ -76,7 +78,7 @@ def render_upgrade(cli, case, out):
     """Upgrades are written by TensorFlow itself (tf.saved_model.save): golden holds their summary."""
     import json
 
-    from transpiler.report import Report
+    from transpiler.pipeline.report import Report
 
     result = cli(case.path, out, "--to", "2.21", "--format", "json")
     assert result.returncode == 0, result.stderr

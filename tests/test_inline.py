@@ -10,12 +10,15 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from test_lower_control_flow import X, assert_same, eager, ops_of, run_graph_def, traced  # noqa: E402
-from transpiler.attrs import make_attr  # noqa: E402
-from transpiler.inline import (CALL_OPS, InlineFunctions, inline_call, prune_functions,  # noqa: E402
-                               saved_object_functions)
-from transpiler.ir import ARG_OP, Function, Tensor, lift  # noqa: E402
-from transpiler.protos import function_pb2, graph_pb2, meta_graph_pb2  # noqa: E402
-from transpiler.releases import catalog  # noqa: E402
+from transpiler.ir.attrs import make_attr  # noqa: E402
+from transpiler.passes.base import context_for  # noqa: E402
+from transpiler.passes.functional import CALL_OPS  # noqa: E402
+from transpiler.passes.inline_calls import InlineCalls, saved_object_functions  # noqa: E402
+from transpiler.passes.inliner import inline_call, prune_functions  # noqa: E402
+from transpiler.passes.save_only_ops import SaveOnlyOps  # noqa: E402
+from transpiler.ir.graph import ARG_OP, Function, Tensor, lift  # noqa: E402
+from transpiler.io.protos import function_pb2, graph_pb2, meta_graph_pb2  # noqa: E402
+from transpiler.knowledge.releases import catalog  # noqa: E402
 
 OPSET_18 = catalog().opset("1.8")
 OPSET_221 = catalog().opset("2.21")
@@ -48,8 +51,8 @@ def test_nested_calls_inlined_and_run():
     cf, gd = traced(layered(), tf.TensorSpec([None, 3], tf.float32))
     assert {n.op for n in gd.node} & set(CALL_OPS)
     ir = lift(gd)
-    inliner = InlineFunctions(OPSET_18)
-    inliner(ir)
+    inliner = InlineCalls()
+    inliner.run(ir, context_for(OPSET_18))
     assert not set(ops_of(ir)) & set(CALL_OPS)
     assert not ir.functions, "functions nothing calls are pruned"
     assert len(inliner.inlined) >= 4
@@ -60,13 +63,13 @@ def test_call_names_stay_fetchable_and_body_names_are_prefixed():
     cf, gd = traced(layered(), tf.TensorSpec([None, 3], tf.float32))
     calls = [n.name for n in gd.node if n.op in CALL_OPS]
     ir = lift(gd)
-    InlineFunctions(OPSET_18)(ir)
+    InlineCalls().run(ir, context_for(OPSET_18))
     for name in calls:
         assert ir[name].op == "IdentityN", name
         assert any(n.name.startswith(name + "/") for n in ir.nodes)
     # the same input gives the same names (deterministic)
     again = lift(gd)
-    InlineFunctions(OPSET_18)(again)
+    InlineCalls().run(again, context_for(OPSET_18))
     assert [n.name for n in again.nodes] == [n.name for n in ir.nodes]
 
 
@@ -74,9 +77,9 @@ def test_not_inlined_when_the_target_has_the_call_ops():
     _, gd = traced(layered(), tf.TensorSpec([None, 3], tf.float32))
     ir = lift(gd)
     before = ir.lower().SerializeToString()
-    InlineFunctions(OPSET_221)(ir)
+    InlineCalls().run(ir, context_for(OPSET_221))
     assert ir.lower().SerializeToString() == before
-    InlineFunctions(OPSET_221, force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(OPSET_221))
     assert not set(ops_of(ir)) & set(CALL_OPS)
 
 
@@ -94,7 +97,7 @@ def test_calls_inside_branch_functions_inlined_when_forced():
 
     cf, gd = traced(f, tf.TensorSpec([None, 3], tf.float32))
     ir = lift(gd)
-    InlineFunctions(OPSET_221, force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(OPSET_221))
     assert {n.op for n in ir.nodes} & {"If", "StatelessIf"}, "a 2.21 target keeps functional control flow"
     assert not set(ops_of(ir)) & set(CALL_OPS)
     assert all(name in ir.functions for n in ir.nodes if n.op.endswith("If")
@@ -116,7 +119,7 @@ def test_side_effects_in_control_ret_run_when_the_output_is_fetched():
 
     cf, gd = traced(f, tf.TensorSpec([None, 3], tf.float32))
     ir = lift(gd)
-    InlineFunctions(OPSET_18)(ir)
+    InlineCalls().run(ir, context_for(OPSET_18))
     [call] = [n.name for n in gd.node if n.op in CALL_OPS]
     assert any(ir[c].op == "AssignAddVariableOp" for c in ir.control_inputs(call))
     gd2 = ir.lower()
@@ -147,7 +150,7 @@ def _function(name, args, body, ret, control_ret=None):
 
 
 def _node(name, op, inputs=(), device="", **attrs):
-    from transpiler.protos import node_def_pb2
+    from transpiler.io.protos import node_def_pb2
 
     nd = node_def_pb2.NodeDef(name=name, op=op, input=list(inputs), device=device)
     for key, (kind, value) in attrs.items():
@@ -181,13 +184,13 @@ def hand_built():
 
 def test_direct_calls_kept_unless_forced():
     ir = lift(hand_built())
-    InlineFunctions(OPSET_18)(ir)
+    InlineCalls().run(ir, context_for(OPSET_18))
     assert ir["call"].op == "f", "TF 1.x runs direct calls of library functions"
 
 
 def test_direct_call_control_inputs_gate_the_body():
     ir = lift(hand_built())
-    InlineFunctions(OPSET_18, force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(OPSET_18))
     gate = "call/input_control_node"
     assert ir[gate].op == "NoOp" and ir.control_inputs(gate) == ["before"]
     assert gate in ir.control_inputs("call/c")
@@ -201,7 +204,7 @@ def test_direct_call_control_inputs_gate_the_body():
 
 def test_devices_and_colocation_follow_the_call():
     ir = lift(hand_built())
-    InlineFunctions(OPSET_18, force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(OPSET_18))
     assert ir["call/c"].device == "/device:CPU:0" and ir["call/gpu"].device == "/device:CPU:0"
     assert list(ir["call/mul"].attrs["_class"].list.s) == [b"loc:@call/c"]
 
@@ -219,7 +222,7 @@ def test_constants_anchor_to_the_first_input_without_control_inputs():
 
 def test_inlined_hand_built_graph_runs():
     ir = lift(hand_built())
-    InlineFunctions(OPSET_18, force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(OPSET_18))
     with tf.Graph().as_default() as g:
         tf.graph_util.import_graph_def(ir.lower(), name="")
         with tf.compat.v1.Session(graph=g) as sess:
@@ -231,7 +234,7 @@ def test_name_clashes_get_deterministic_suffixes():
     gd = hand_built()
     gd.node.add().CopyFrom(_node("call/c", "NoOp"))       # an existing node with a body node's name
     ir = lift(gd)
-    InlineFunctions(OPSET_18, force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(OPSET_18))
     assert ir["call/c"].op == "NoOp" and ir["call/c_1"].op == "Const"
 
 
@@ -265,8 +268,8 @@ def test_disable_copy_on_read_becomes_noop_for_old_targets():
     ir = lift(gd)
     fn = ir.functions["save"]
     assert isinstance(fn, Function) and fn["d"].op == "DisableCopyOnRead"
-    InlineFunctions(OPSET_221)(ir)
+    SaveOnlyOps().run(ir, context_for(OPSET_221))
     assert fn["d"].op == "DisableCopyOnRead"
-    InlineFunctions(OPSET_18)(ir)
+    SaveOnlyOps().run(ir, context_for(OPSET_18))
     assert fn["d"].op == "NoOp" and fn.inputs("d") == [] and fn.control_inputs("read") == ["d"]
     assert fn.nx.nodes["r"]["node"].op == ARG_OP

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from transpiler.ir import ARG_OP, Tensor, lift
-from transpiler.protos import graph_pb2, text_format
-from transpiler.readers import read_model
+from transpiler.ir.graph import ARG_OP, Tensor, lift
+from transpiler.io.protos import graph_pb2, text_format
+from transpiler.io.readers import read_model
 
 CORPUS_GRAPHS = [
     "tensorflow__sm_half_plus_two_v2_2018",

@@ -12,14 +12,19 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from transpiler.inline import InlineFunctions  # noqa: E402
-from transpiler.ir import Tensor, lift  # noqa: E402
-from transpiler.lower_control_flow import (CONTROL_FLOW_OPS, LIST_OPS, DenseTensorLists,  # noqa: E402
-                                           LowerControlFlow, LoweringError, needs_lowering,
-                                           tensor_lists_need_lowering)
-from transpiler.protos import graph_pb2  # noqa: E402
-from transpiler.releases import catalog  # noqa: E402
-from transpiler.validate import validate  # noqa: E402
+import types  # noqa: E402
+
+from transpiler.passes.base import context_for  # noqa: E402
+from transpiler.passes.builders import LoweringError  # noqa: E402
+from transpiler.passes.dense_tensor_lists import DenseTensorLists, TensorListRewriter  # noqa: E402
+from transpiler.passes.functional import (CONTROL_FLOW_OPS, LIST_OPS, needs_lowering,  # noqa: E402
+                                          tensor_lists_need_lowering)
+from transpiler.passes.inline_calls import InlineCalls  # noqa: E402
+from transpiler.ir.graph import Tensor, lift  # noqa: E402
+from transpiler.passes.lower_control_flow import LowerControlFlow  # noqa: E402
+from transpiler.io.protos import graph_pb2  # noqa: E402
+from transpiler.knowledge.releases import catalog  # noqa: E402
+from transpiler.passes.validate import validate  # noqa: E402
 
 FUNCTIONAL = set(CONTROL_FLOW_OPS) | {"StatefulPartitionedCall", "PartitionedCall"}
 
@@ -83,10 +88,19 @@ def ops_of(ir):
 def lower_for(graph_def, release="1.8", force=True):
     ir = lift(graph_def)
     opset = catalog().opset(release)
-    InlineFunctions(opset, force=force)(ir)
-    lowering = LowerControlFlow(opset, force=force)
-    lowering(ir)
-    return ir, lowering
+    return ir, lower_all(ir, opset, force)
+
+
+def lower_all(ir, opset, force=False):
+    """Inline, lower, make lists dense: the functional part of the downgrade pipeline."""
+    ctx = context_for(opset)
+    InlineCalls(force=force).run(ir, ctx)
+    lowering = LowerControlFlow(force=force)
+    log = lowering.run(ir, ctx)
+    dense = DenseTensorLists(force=force).run(ir, ctx)
+    log.extend(dense)
+    return types.SimpleNamespace(lowered=lowering.lowered, refused=log.refusals,
+                                 dense_lists=len([f for f in dense.firings if f.rule == "tensor-list-to-dense"]))
 
 
 def assert_same(got, want):
@@ -234,11 +248,11 @@ def test_not_lowered_when_the_target_runs_it():
         opset = catalog().opset(release)
         assert any(needs_lowering(n, opset) for n in ir.nodes) is expected, release
     before = ir.lower().SerializeToString()
-    LowerControlFlow(catalog().opset("2.21"))(ir)
+    lower_all(ir, catalog().opset("2.21"))
     assert ir.lower().SerializeToString() == before
     # TF 1.x runtimes lower functional ops only partly (TF 1.14 refuses a Case marked for lowering):
     # those in the top graph are lowered for any TF 1.x target
-    LowerControlFlow(catalog().opset("1.15"))(ir)
+    lower_all(ir, catalog().opset("1.15"))
     assert not FUNCTIONAL & set(ops_of(ir))
 
 
@@ -285,7 +299,7 @@ def test_tensor_lists_become_dense_tensors():
 def test_tensor_lists_kept_where_the_target_has_them():
     cf, gd = traced(rnn_like, tf.TensorSpec([None, None, 3], tf.float32))
     ir = lift(gd)
-    InlineFunctions(catalog().opset("1.15"), force=True)(ir)
+    InlineCalls(force=True).run(ir, context_for(catalog().opset("1.15")))
     assert not tensor_lists_need_lowering(ir, catalog().opset("1.15"))
     assert tensor_lists_need_lowering(ir, catalog().opset("1.8"))
 
@@ -301,10 +315,9 @@ def test_tensor_list_rewrite_is_all_or_nothing():
     ir = lift(gd)
     before = ir.lower().SerializeToString()
     with pytest.raises(LoweringError, match="reads TensorList"):
-        DenseTensorLists(ir).run()
+        TensorListRewriter(ir).run()
     assert ir.lower().SerializeToString() == before
-    lowering = LowerControlFlow(catalog().opset("1.8"))
-    lowering(ir)
+    lowering = lower_all(ir, catalog().opset("1.8"))
     assert any("TensorLists kept" in why for why in lowering.refused.values())
     assert ir.lower().SerializeToString() == before
 

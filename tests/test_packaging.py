@@ -16,6 +16,9 @@ def test_wheel_contains_rules_and_opset_data(tmp_path):
     assert "transpiler/data/opsets.json" in names
     assert "transpiler/data/rule.schema.json" in names
     shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("transpiler/builtin_rules/")}
-    assert {p.name for p in (ROOT / "rules").glob("*.yaml")} <= shipped
+    assert {p.name for p in (ROOT / "rules").glob("*.yaml")} | {"macros.j2"} <= shipped
+    packages = {n.rsplit("/", 1)[0] for n in names if n.startswith("transpiler/") and n.endswith("/__init__.py")}
+    layers = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "transpiler").glob("*/__init__.py")}
+    assert layers <= packages, "subpackages missing from the wheel: %s" % sorted(layers - packages)
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "tf-transpile = transpiler.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()

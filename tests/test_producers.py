@@ -163,7 +163,7 @@ def test_corpus_frozen_graph_runs_on_host():
 
 
 # ---------------------------------------------------------------------------
-# real TF 1.x releases (tests/tf_runtimes.py)
+# real TF 1.x releases (transpiler/runtimes/provision.py)
 
 TF1_EXPECTED = {
     # name: {output key: (shape, dtype)}

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from transpiler.rule_examples import run_examples
-from transpiler.rule_files import RuleFileError, builtin_rule_files, load_rule_file, load_rules
+from transpiler.engine.examples import run_examples
+from transpiler.engine.rule_files import RuleFileError, builtin_rule_files, load_rule_file, load_rules
 
 RULES = load_rules()
 WITH_EXAMPLES = [(r.id, i) for r in RULES for i in range(len(r.examples))]
@@ -75,7 +75,7 @@ def test_bad_rule_file_on_cli_is_one_line(cli, tmp_path, corpus_case):
 
 
 def test_builtin_rules_lint_clean_against_the_opset_data():
-    from transpiler.rule_commands import lint_file
+    from transpiler.cli.rules import lint_file
 
     problems = [p for path in builtin_rule_files() for p in lint_file(path)]
     assert not problems, problems

@@ -49,7 +49,7 @@ def test_ref_variables_output_loads_and_matches(tf2_cases, cli, run_case, tmp_pa
 
 @pytest.mark.real_runtime
 def test_freeze_writes_a_frozen_graph_that_matches(tf2_cases, cli, run_graph_def_in_release, tmp_path):
-    from transpiler.readers import read_model
+    from transpiler.io.readers import read_model
 
     case = tf2_cases["module_saved"]
     out = tmp_path / "frozen.pb"

@@ -34,7 +34,7 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def tf():
-    from transpiler.tf_runtime import tf as load_tf
+    from transpiler.io.tf_runtime import tf as load_tf
 
     return load_tf()
 
@@ -53,7 +53,7 @@ def upgrade(cli, case, out, *flags):
 def signature_keys(case):
     """(input keys, output keys) of the converted signature: the case's own keys for a SavedModel,
     derived from the tensor names for a frozen graph (the back end's rule, stated in its report)."""
-    from transpiler.tf2_backend import _key
+    from transpiler.passes.signatures import _key
 
     if case.kind == "saved_model":
         return {k: k for k in case.inputs}, {k: k for k in case.outputs}
@@ -85,8 +85,8 @@ def assert_native(tf, out):
 
 def tf1_variable_names(case):
     """Trainable variable names the TF 1.x model declares (its trainable_variables collection)."""
-    from transpiler.readers import read_model
-    from transpiler.tf2_backend import trainable_names
+    from transpiler.io.readers import read_model
+    from transpiler.passes.tf1_variables import trainable_names
 
     return trainable_names(read_model(case.path).meta_graphs[0])
 
@@ -99,7 +99,7 @@ def test_tf1_model_becomes_native_tf2_savedmodel(name, release, tf1_upgrade_case
     loaded = assert_native(tf, out)
     assert_outputs_match(run_signature(tf, out, case), case, rtol=TOL, atol=TOL)
     if case.kind == "saved_model":
-        from transpiler.readers import read_model
+        from transpiler.io.readers import read_model
 
         original = read_model(case.path).meta_graphs[0].signature_def
         assert sorted(loaded.signatures) == sorted(k for k in original if not k.startswith("__"))
@@ -216,7 +216,7 @@ def test_unfreeze_turns_weights_back_into_variables(release, name, source, tf1_u
     loaded = assert_native(tf, out)
     assert_outputs_match(run_signature(tf, out, case), case, rtol=TOL, atol=TOL)
     # the same variables the model had before it was frozen; moving statistics are not trainable
-    from transpiler.readers import read_model
+    from transpiler.io.readers import read_model
 
     before = read_model(unfrozen_from.path).meta_graphs[0]
     ops = {"VariableV2", "VarHandleOp"}
@@ -290,7 +290,7 @@ def _multi_tag_model(case, path, tag_sets):
     """A copy of the SavedModel with its meta graph repeated under each tag set."""
     import shutil
 
-    from transpiler.protos import saved_model_pb2
+    from transpiler.io.protos import saved_model_pb2
 
     shutil.copytree(case.path, str(path))
     sm = saved_model_pb2.SavedModel()
@@ -319,7 +319,7 @@ def test_tags_choose_the_meta_graph(tf1_upgrade_cases, cli, tf, tmp_path):
     # the downgrade keeps only the chosen meta graph too
     result = cli(model, tmp_path / "down", "--to", "1.15", "--tags", "eval")
     assert result.returncode == 0, result.stderr
-    from transpiler.readers import read_model
+    from transpiler.io.readers import read_model
 
     assert [list(mg.meta_info_def.tags) for mg in read_model(tmp_path / "down").meta_graphs] == [["eval"]]
 

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from transpiler.checkpoint import checkpoint_files
-from transpiler.ir import lift
-from transpiler.protos import saved_model_pb2
-from transpiler.readers import read_model
-from transpiler.releases import catalog
-from transpiler.writer import staged, used_ops, write_model
+from transpiler.io.checkpoints import checkpoint_files
+from transpiler.ir.graph import lift
+from transpiler.io.protos import saved_model_pb2
+from transpiler.io.readers import read_model
+from transpiler.knowledge.releases import catalog
+from transpiler.backends.writer import staged, used_ops, write_model
 
 
 def digest(path: Path) -> str:

@@ -7,7 +7,7 @@
 - ``tf1_graph_runner`` (session): ``run(release, graph_def, feeds, fetches)``
   runs a GraphDef in a real TF 1.x release with tf.contrib imported.
 
-Importing this module also gives ``transpiler.rule_examples`` its
+Importing this module also gives ``transpiler.engine.examples`` its
 ``reference_runner``, so rule examples whose original op only runs in an old
 release (``reference: "1.4"``: tf.contrib and deprecated ops) run there.
 """
@@ -137,7 +137,7 @@ def tf1_graph_runner():
 
 
 def _install_reference_runner():
-    from transpiler import rule_examples
+    from transpiler.engine import examples as rule_examples
 
     rule_examples.reference_runner = run_graph_in_release
 

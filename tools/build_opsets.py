@@ -5,7 +5,7 @@
                                  [--out transpiler/data/opsets.json]
 
 Runs tools/dump_opset.py inside every release provisioned by
-tests/tf_runtimes.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0; Python 2.7 roots) and in
+transpiler/runtimes/provision.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0; Python 2.7 roots) and in
 the host's TensorFlow (sys.executable), caches the raw dumps under
 $TF_TRANSPILE_RUNTIMES/opset-dumps/ (keyed by a hash of dump_opset.py), and
 merges them into one data file:
@@ -36,9 +36,9 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-import tf_runtimes  # noqa: E402
+from transpiler.runtimes import provision as tf_runtimes  # noqa: E402
 
 DUMP_SCRIPT = REPO / "tools" / "dump_opset.py"
 DEFAULT_OUT = REPO / "transpiler" / "data" / "opsets.json"

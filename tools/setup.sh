@@ -4,7 +4,7 @@
 #   bash tools/setup.sh test      # run the whole test suite, real TF 1.x runtimes included
 # Installs: this package (non-editable, as users get it), TensorFlow only if
 # neither `tensorflow` nor `tensorflow-cpu` is importable, pytest, and
-# (for tests) debootstrap, which tests/tf_runtimes.py uses to run real TF 1.x.
+# (for tests) debootstrap, which transpiler/runtimes/provision.py uses to run real TF 1.x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

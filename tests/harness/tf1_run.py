@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Small loader: run a SavedModel signature or a frozen GraphDef in one TF release.
 
-Runs under Python 2.7 with TF 1.0 - 2.1 (inside tests/tf_runtimes.py roots)
+Runs under Python 2.7 with TF 1.0 - 2.1 (inside transpiler/runtimes/provision.py roots)
 and under Python 3 with any TF 2.x, through the TF 1 API (Graph + Session).
 
     tf1_run.py --saved-model DIR [--tags serve] [--signature serving_default]

@@ -1,0 +1,5 @@
+"""Layer 8, the command line: `tf-transpile IN OUT --to V` and its subcommands."""
+
+from transpiler.cli.main import main
+
+__all__ = ["main"]

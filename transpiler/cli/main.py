@@ -1,0 +1,260 @@
+"""Command line: `tf-transpile IN OUT --to V`, `check`, `releases`.
+
+User errors print one line and exit 2; a model that cannot be made to load
+prints the report and exits 1. Tracebacks only with TF_TRANSPILE_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from transpiler.version import __version__
+from transpiler.errors import IncompatibleModel, TranspileError
+from transpiler.options import DEFAULT_UNFREEZE_MIN_SIZE, ConvertOptions, UnfreezeOptions
+
+PROG = "tf-transpile"
+
+USAGE = """\
+tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX] [--inline-functions]
+                    [--variables resource|ref] [--freeze]
+                    [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
+       tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
+       tf-transpile check IN --to VERSION [--format text|json]
+       tf-transpile explain IN --to VERSION [any conversion option]
+       tf-transpile rules list|check|test [...]
+       tf-transpile releases"""
+
+DESCRIPTION = """\
+Move a TensorFlow model between TensorFlow releases, so that the target
+release loads it and computes the same numbers.
+
+IN is a SavedModel directory, a frozen GraphDef (.pb/.pbtxt) or a meta graph
+(.meta) with its checkpoint. OUT is written in the same form, atomically.
+
+commands:
+  IN OUT --to V         convert IN for release V (e.g. 1.8, 1.15, 2.21)
+  check IN --to V       report what blocks loading IN, unchanged, in release V (exit 1 if anything)
+  checkpoint IN OUT     convert a name-based TF 1.x checkpoint to an object-based one, or back
+  explain IN --to V     dry run of a conversion: which rule fires where, and what would still block
+  rules list [--to V]   every rule, its family, what it matches and when it applies
+  rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data)
+  rules test [FILE...]  run rules' own examples: original op vs. rewrite, in the host TF
+  releases              list the releases tf-transpile knows
+"""
+
+EPILOG = """\
+examples:
+  tf-transpile model/ model_tf18/ --to 1.8
+  tf-transpile check frozen.pb --to 1.12 --format json
+  tf-transpile model/ out/ --to 1.8 --rules my_rules.yaml   # add or override rules by id
+  tf-transpile rules test my_rules.yaml                     # prove a new rule on its examples
+  tf-transpile tf1_model/ tf2_model/ --to 2.21              # a native TF 2 SavedModel (tf.saved_model.load)
+  tf-transpile frozen.pb tf2_model/ --to 2.21 --unfreeze    # ... with the weights trainable again
+  tf-transpile checkpoint model.ckpt tf2.ckpt --model tf2_model/   # name-based -> object-based
+golden files: pytest --update-golden rewrites golden/; a plain run diffs against them.
+exit status: 0 done, 1 the model cannot be made to load in the target, 2 bad input or usage."""
+
+
+def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
+def _convert_parser() -> argparse.ArgumentParser:
+    p = _parser(PROG, DESCRIPTION, usage=USAGE, epilog=EPILOG)
+    p.add_argument("input", metavar="IN", type=Path, help="model to convert")
+    p.add_argument("output", metavar="OUT", type=Path, help="where to write the converted model")
+    add_convert_options(p)
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    return p
+
+
+def add_convert_options(p: argparse.ArgumentParser) -> None:
+    """Every option a conversion depends on: shared by convert and explain (a dry run of convert)."""
+    _add_target(p)
+    _add_rules(p)
+    p.add_argument("--variables", choices=("resource", "ref"), default="resource",
+                   help="ref: resource variables become VariableV2 + Assign/Identity (for TF 1.x tools)")
+    p.add_argument("--freeze", action="store_true",
+                   help="fold variables into constants and write a frozen GraphDef (OUT is a .pb file)")
+    p.add_argument("--inline-functions", action="store_true",
+                   help="inline function calls even when the target has the call ops")
+    g = p.add_argument_group("TF 1.x -> TF 2.x (native TF 2 SavedModel)")
+    g.add_argument("--tags", type=lambda s: [t for t in s.split(",") if t], metavar="TAGS",
+                   help="comma-separated tag set of the meta graph to convert (default: the only one, or serve)")
+    g.add_argument("--inputs", action="append", default=[], metavar="[KEY=]TENSOR,...",
+                   help="signature inputs of a graph without signatures (default: its placeholders)")
+    g.add_argument("--outputs", action="append", default=[], metavar="[KEY=]TENSOR,...",
+                   help="signature outputs of a graph without signatures (default: its unconsumed sinks)")
+    g.add_argument("--unfreeze", action="store_true",
+                   help="turn a frozen graph's weight constants back into trainable variables")
+    g.add_argument("--unfreeze-min-size", type=int, default=DEFAULT_UNFREEZE_MIN_SIZE, metavar="N",
+                   help="with --unfreeze: also float constants of at least N elements (default %(default)s;"
+                        " former variables, read through NAME/read, always)")
+    g.add_argument("--unfreeze-pattern", metavar="REGEX", help="with --unfreeze: exactly the constants whose name matches")
+    g.add_argument("--unfreeze-names", type=lambda s: [t for t in s.split(",") if t], default=[], metavar="NAME,...",
+                   help="with --unfreeze: these constants (with --unfreeze-pattern: these too)")
+
+
+def convert_options(args: argparse.Namespace) -> ConvertOptions:
+    """The one ConvertOptions of parsed arguments (convert and explain)."""
+    unfreeze = None
+    if args.unfreeze or args.unfreeze_pattern or args.unfreeze_names:
+        unfreeze = UnfreezeOptions(args.unfreeze_min_size, args.unfreeze_pattern, tuple(args.unfreeze_names))
+    return ConvertOptions(to=args.to, force=getattr(args, "force", False), checkpoint=args.checkpoint,
+                          rule_files=tuple(args.rules), inline_functions=args.inline_functions,
+                          variables=args.variables, freeze=args.freeze,
+                          tags=tuple(args.tags) if args.tags else None, inputs=tuple(args.inputs),
+                          outputs=tuple(args.outputs), unfreeze=unfreeze)
+
+
+def _add_target(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--to", required=required, metavar="VERSION", help="target TensorFlow release, e.g. 1.8 or 2.21")
+    p.add_argument("--checkpoint", type=Path, metavar="PREFIX", help="checkpoint of a .meta input")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+
+
+def _add_rules(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", type=Path, action="append", default=[], metavar="FILE",
+                   help="extra rule file (repeatable); a rule with a built-in id replaces it")
+
+
+def _print_report(report, fmt: str, verbose: bool = False) -> None:
+    print(report.to_json() if fmt == "json" else report.to_text(verbose))
+
+
+def _cmd_check(argv: List[str]) -> int:
+    from transpiler.pipeline.convert import check
+
+    p = _parser(PROG + " check", "Report what blocks loading IN, unchanged, in a release.")
+    p.add_argument("input", metavar="IN", type=Path, help="model to check")
+    _add_target(p)
+    args = p.parse_args(argv)
+    report = check(args.input, args.to, args.checkpoint)
+    _print_report(report, args.format)
+    return 1 if report.blocking else 0
+
+
+def _cmd_explain(argv: List[str]) -> int:
+    from transpiler.pipeline.convert import explain
+
+    p = _parser(PROG + " explain", "Dry run of a conversion (same options): which rule would fire on which "
+                                   "node, and what would still block. Writes nothing.")
+    p.add_argument("input", metavar="IN", type=Path, help="model to explain")
+    add_convert_options(p)
+    args = p.parse_args(argv)
+    report = explain(args.input, convert_options(args))
+    _print_report(report, args.format, verbose=True)
+    return 1 if report.blocking else 0
+
+
+def _cmd_releases(argv: List[str]) -> int:
+    from transpiler.knowledge.releases import catalog
+
+    _parser(PROG + " releases", "List the releases in the opset data.").parse_args(argv)
+    cat = catalog()
+    for release in cat.releases:
+        info = cat.info[release]
+        print("%-8s GraphDef version %-5d %d ops" % (cat.opset(release).short, info["graph_def_version"],
+                                                   info["op_count"]))
+    return 0
+
+
+def _cmd_rules(argv: List[str]) -> int:
+    from transpiler.cli import rules as rule_commands
+
+    p = _parser(PROG + " rules", "Inspect, validate and test rewrite rules.")
+    sub = p.add_subparsers(dest="action", required=True, metavar="list|check|test")
+    listing = sub.add_parser("list", help="every rule, what it matches and when it applies")
+    listing.add_argument("--to", metavar="VERSION", help="only rules active for this target")
+    listing.add_argument("--verbose", "-v", action="store_true", help="also list the attrs the generic rule strips")
+    _add_rules(listing)
+    sub.add_parser("check", help="validate rule files").add_argument("files", nargs="+", type=Path, metavar="FILE")
+    sub.add_parser("test", help="run rules' examples in the host TF").add_argument(
+        "files", nargs="*", type=Path, metavar="FILE", help="rule files (default: the built-in rules)")
+    args = p.parse_args(argv)
+    return getattr(rule_commands, args.action + "_rules")(args)
+
+
+def _cmd_checkpoint(argv: List[str]) -> int:
+    from transpiler.backends import checkpoint_convert
+
+    p = _parser(PROG + " checkpoint", checkpoint_convert.__doc__.split("\n\n")[0])
+    p.add_argument("input", metavar="IN_PREFIX", type=Path, help="checkpoint to convert (its prefix)")
+    p.add_argument("output", metavar="OUT_PREFIX", type=Path, help="prefix of the checkpoint to write")
+    direction = p.add_mutually_exclusive_group()
+    direction.add_argument("--to-object", dest="direction", action="store_const", const="object",
+                           help="name-based -> object-based (default for a name-based input)")
+    direction.add_argument("--to-names", dest="direction", action="store_const", const="names",
+                           help="object-based -> name-based (default for an object-based input)")
+    p.add_argument("--model", type=Path, metavar="M",
+                   help="the TF 2 model the object-based checkpoint is for (a SavedModel dir or an object-based"
+                        " checkpoint prefix); default: tf-transpile's layout vars/<TF 1.x name>")
+    p.add_argument("--var-map", type=Path, metavar="FILE",
+                   help="YAML mapping to use (the format of the mapping file this command writes)")
+    p.add_argument("--mapping", type=Path, metavar="FILE",
+                   help="where to write the mapping used (default: OUT_PREFIX.mapping.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_PREFIX checkpoint")
+    args = p.parse_args(argv)
+    result = checkpoint_convert.convert_checkpoint(args.input, args.output, direction=args.direction,
+                                                   model=args.model, var_map=args.var_map,
+                                                   mapping_file=args.mapping, force=args.force)
+    print(result.summary())
+    return 0
+
+
+COMMANDS = {"check": _cmd_check, "explain": _cmd_explain, "releases": _cmd_releases, "rules": _cmd_rules,
+            "checkpoint": _cmd_checkpoint}
+
+
+def _run(argv: List[str]) -> int:
+    from transpiler.pipeline.convert import convert
+
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    args = _convert_parser().parse_args(argv)
+    report = convert(args.input, args.output, convert_options(args))
+    if args.format == "json":
+        print(report.to_json())
+    else:
+        print(report.fired_summary())
+        for note in report.notes:
+            print("note: " + note)
+        print("wrote %s for TF %s" % (args.output, report.target))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _run(argv)
+    except IncompatibleModel as exc:
+        if exc.report is not None:
+            print(exc.report.to_text(), file=sys.stderr)
+        print("%s: error: %s; nothing written" % (PROG, exc), file=sys.stderr)
+        return exc.exit_code
+    except TranspileError as exc:
+        print("%s: error: %s" % (PROG, exc), file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # `tf-transpile rules list | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("%s: interrupted; nothing written" % PROG, file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line unless debugging
+        if os.environ.get("TF_TRANSPILE_DEBUG"):
+            raise
+        print("%s: internal error: %s: %s (set TF_TRANSPILE_DEBUG=1 for a traceback)"
+              % (PROG, type(exc).__name__, exc), file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The rules pass: apply rules/*.yaml to a fixpoint over the graph and every function.
+
+Which rules are active depends only on the target's opset ("the target lacks
+op X"), so one rule serves every older release. A rule may emit an op the
+target lacks when another active rule rewrites that op further, which is how
+chains such as FusedBatchNormV3 -> V2 -> FusedBatchNorm reach old targets.
+Each rewrite checks everything before it touches the graph: a rule that
+cannot apply leaves the node as it was.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+from transpiler.errors import TranspileError
+from transpiler.io.protos import op_def_pb2
+from transpiler.ir.attrs import AttrError, make_attr, plain
+from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor
+from transpiler.ir.values import const_value, known_shape, producer
+from transpiler.knowledge import opdefs
+from transpiler.knowledge.opdefs import attr_default as _default
+from transpiler.knowledge.releases import Opset, version_key
+from transpiler.engine.rule_files import Rule
+from transpiler.engine.templates import NodeSpec, TemplateError, render, render_nodes, render_strings
+
+#: Rounds over a graph before we call the rule set cyclic.
+MAX_ROUNDS = 32
+
+#: Producers a Const may not take a control edge from (their control output is not a live signal).
+_NO_ANCHOR_OPS = ("Switch", "RefSwitch")
+
+
+@dataclasses.dataclass
+class Firing:
+    rule: str
+    node: str
+    op: str
+    function: Optional[str]
+    detail: str = ""
+
+
+class RuleApplicationError(TranspileError):
+    """A rule that is broken for a node it matched (a bug in the rule, not the model)."""
+
+
+class RulePass:
+    """Callable pass: ``RulePass(rules, opset, options)(ir)``; keeps the log of what fired.
+
+    `options` are the user's choices that rules may depend on (``when: {option: variables=ref}``).
+    """
+
+    def __init__(self, rules: List[Rule], opset: Opset, options: Optional[Dict[str, str]] = None):
+        self.opset = opset
+        self.options = dict(options or {})
+        self.catalog = opset.catalog
+        self.rules = [r for r in rules if self._active(r)]
+        self.by_op: Dict[str, List[Rule]] = collections.defaultdict(list)
+        for rule in self.rules:
+            self.by_op[rule.op].append(rule)
+        self.fired: List[Firing] = []
+        #: (function, node) -> reason, for nodes a rule refused to rewrite.
+        self.refused: Dict[Tuple[Optional[str], str], str] = {}
+        #: (function, node) -> id of the rule whose decomposition emitted it; that rule leaves it alone,
+        #: so a rule may wrap the op it matches (Reshape -> Softmax -> Reshape) without rewriting it again.
+        self.emitted: Dict[Tuple[Optional[str], str], str] = {}
+
+    # ---- which rules apply to this target --------------------------------
+    def _active(self, rule: Rule) -> bool:
+        when = rule.when or ({"target_lacks_op": rule.op} if rule.op != "*" else {})
+        if "target_lacks_op" in when and self.opset.has_op(when["target_lacks_op"]):
+            return False
+        if "target_has_op" in when and not self.opset.has_op(when["target_has_op"]):
+            return False
+        if "target_lacks_attr" in when:
+            op, _, attr = when["target_lacks_attr"].partition(".")
+            if self.opset.attr(op, attr) is not None:
+                return False
+        if "option" in when:
+            key, _, value = str(when["option"]).partition("=")
+            if self.options.get(key) != value:
+                return False
+        if "target_before" in when:  # kernel behaviour the opsets cannot show, measured in the real releases
+            if version_key(self.opset.release) >= version_key(self.catalog.resolve(str(when["target_before"]))):
+                return False
+        return True
+
+    def available(self, op: str, seen: frozenset = frozenset()) -> bool:
+        """Can `op` end up in the target: it has it, or an active rule rewrites it further."""
+        if self.opset.has_op(op):
+            return True
+        return op not in seen and any(r.action in ("rename", "decompose") for r in self.by_op.get(op, ()))
+
+    def source_def(self, op: str) -> Optional[op_def_pb2.OpDef]:
+        """The newest known OpDef of `op`: what the input graph was written against."""
+        return opdefs.newest_op_def(op, self.catalog)
+
+    # ---- driving ----------------------------------------------------------
+    def __call__(self, ir: GraphDefIR, opset: Optional[Opset] = None) -> None:
+        for function, graph in ir.graphs():
+            self._fixpoint(graph, function)
+
+    def _fixpoint(self, graph: Graph, function: Optional[str]) -> None:
+        for _ in range(MAX_ROUNDS):
+            changed = False
+            for name in [n.name for n in graph.nodes]:
+                if name in graph:
+                    changed |= self._rewrite_node(graph, graph[name], function)
+            if not changed:
+                return
+        raise TranspileError("rules do not converge on %s (a cycle between rules?)" % (function or "the graph"))
+
+    def _rewrite_node(self, graph: Graph, node: Node, function: Optional[str]) -> bool:
+        for rule in self.by_op.get(node.op, []) + self.by_op.get("*", []):
+            if self.emitted.get((function, node.name)) == rule.id or not self._matches(rule, graph, node):
+                continue
+            op, name = node.op, node.name
+            try:
+                detail = getattr(self, "_do_" + rule.action)(rule, graph, node, function)
+            except (AttrError, TemplateError) as exc:
+                raise RuleApplicationError("rule '%s' (%s) on node %s: %s" % (rule.id, rule.source, name, exc)) from None
+            if detail is not None:
+                self.fired.append(Firing(rule.id, name, op, function, detail))
+                return True
+        return False
+
+    # ---- matching ---------------------------------------------------------
+    def _matches(self, rule: Rule, graph: Graph, node: Node) -> bool:
+        match = rule.match
+        source = self.source_def(node.op)
+        for attr, wanted in (match.get("attrs") or {}).items():
+            value = self._attr_plain(node, source, attr)
+            if value not in (wanted if isinstance(wanted, list) else [wanted]):
+                return False
+        for attr in match.get("default_attrs") or []:
+            if attr in node.attrs and node.attrs[attr] != _default(source, attr):
+                return False
+        for attr in match.get("non_default_attrs") or []:
+            if attr not in node.attrs or node.attrs[attr] == _default(source, attr):
+                return False
+        if "inputs" in match and len(graph.inputs(node.name)) != match["inputs"]:
+            return False
+        if "const_inputs" in match or "input_ops" in match:
+            inputs = graph.inputs(node.name)
+            for index, wanted in (match.get("const_inputs") or {}).items():
+                value = const_value(graph, inputs[int(index)]) if int(index) < len(inputs) else None
+                if value is None or value not in (wanted if isinstance(wanted, list) else [wanted]):
+                    return False
+            for index, wanted in (match.get("input_ops") or {}).items():
+                source_node = producer(graph, inputs[int(index)]) if int(index) < len(inputs) else None
+                if source_node is None or source_node.op not in (wanted if isinstance(wanted, list) else [wanted]):
+                    return False
+        unused = match.get("unused_outputs") or []
+        return not (unused and self._used_flat_outputs(graph, node) & set(unused))
+
+    def _attr_plain(self, node: Node, source, attr: str):
+        value = node.attrs.get(attr)
+        if value is None:
+            value = _default(source, attr)
+        return plain(value) if value is not None else None
+
+    def _used_flat_outputs(self, graph: Graph, node: Node) -> set:
+        ports = opdefs.output_ports(self.source_def(node.op), _attrs(node), graph.in_function)
+        return {ports.index(p) if p in ports else p for p in graph.used_ports(node.name)}
+
+    # ---- actions (each returns a detail string, or None when it did not apply) ----
+    def _do_refuse(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> None:
+        reason = render_strings([rule.spec], self.template_context(graph, node))[0]  # may name attrs: {{ attrs.x }}
+        self.refused[(function, node.name)] = "refused by rule '%s': %s" % (rule.id, reason)
+        return None
+
+    def _do_strip_default_attrs(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
+        if self.opset.op(node.op) is None:
+            return None
+        at_default, _ = opdefs.rejected_attrs(node.op, node.attrs, self.opset)
+        stripped = ["%s=%s" % (attr, _show(node.attrs.pop(attr))) for attr in at_default]
+        return "stripped " + ", ".join(stripped) if stripped else None
+
+    def _do_rename(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
+        spec = rule.spec
+        new_op = spec.get("op", node.op)
+        if not self.available(new_op, frozenset([node.op])):
+            return None
+        source, target = self.source_def(node.op), self._def_for(new_op)
+        attrs = dict(node.attrs)
+        for attr in spec.get("drop_attrs") or []:
+            if attr in attrs and attrs[attr] != _default(source, attr):
+                self.refused[(function, node.name)] = "rule '%s' cannot drop %s=%s: not the default %s" % (
+                    rule.id, attr, _show(attrs[attr]), _show(_default(source, attr)))
+                return None
+            attrs.pop(attr, None)
+        for attr in spec.get("remove_attrs") or []:
+            attrs.pop(attr, None)
+        for old, new in (spec.get("rename_attrs") or {}).items():
+            if old in attrs:
+                attrs[new] = attrs.pop(old)
+        for attr, value in (spec.get("set_attrs") or {}).items():
+            attrs[attr] = make_attr(_attr_type(target, attr), value)
+        if new_op == node.op and attrs == node.attrs:
+            return None
+        old_ports = opdefs.output_ports(source, _attrs(node), graph.in_function)
+        before = node.attrs
+        node.op, node.attrs = new_op, attrs
+        if graph.in_function:
+            _remap_ports(graph, node.name, old_ports, opdefs.output_ports(target, _attrs(node), True))
+        removed = sorted(set(before) - set(attrs))
+        change = ["%s -> %s" % (rule.op, new_op)] if new_op != rule.op else []
+        return ", ".join(change + ["removed " + " ".join(removed)] if removed else change) or "attrs set"
+
+    def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
+        context = self.template_context(graph, node)
+        specs = render_nodes(rule.spec, context)
+        if not all(self.available(s.op, frozenset([node.op])) for s in specs):
+            return None
+        names = [s.name for s in specs]
+        clash = [n for n in names if n != node.name and n in graph] + [n for n in set(names) if names.count(n) > 1]
+        if clash:
+            raise TemplateError("node name %s is already taken" % clash[0])
+        if isinstance(rule.outputs, str):
+            outputs = render(rule.outputs, context)
+            if not isinstance(outputs, list):
+                raise TemplateError("outputs template must render a list of tensors")
+            outputs = [str(o) for o in outputs]
+        else:
+            outputs = render_strings(rule.outputs or ["{{ name }}"], context)
+        built = [(s, {k: make_attr(_attr_type(self._def_for(s.op), k), v) for k, v in s.attrs.items()}) for s in specs]
+        self._replace(graph, node, built, outputs)
+        self.emitted.update(((function, s.name), rule.id) for s in specs)
+        return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
+
+    # ---- decomposition plumbing ------------------------------------------
+    def template_context(self, graph: Graph, node: Node) -> dict:
+        source = self.source_def(node.op)
+        attrs = {k: plain(v) for k, v in node.attrs.items()}
+        for attr in source.attr if source else ():
+            if attr.name not in attrs and attr.HasField("default_value"):
+                attrs[attr.name] = plain(attr.default_value)
+        inputs = graph.inputs(node.name)
+
+        def const(index: int):
+            """The value of the Const feeding input `index` (through Identity), or None."""
+            return const_value(graph, inputs[index]) if 0 <= index < len(inputs) else None
+
+        def producer_attrs(index: int) -> dict:
+            """Plain attrs of the node producing input `index` ({} for function args)."""
+            name = inputs[index].node if 0 <= index < len(inputs) else None
+            return {k: plain(v) for k, v in graph[name].attrs.items()} if name in graph else {}
+
+        return {"name": node.name, "op": node.op, "inputs": [str(t) for t in inputs],
+                "attrs": attrs, "dtypes": opdefs.input_dtypes(source, node.attrs), "shapes": [known_shape(graph, t) for t in inputs],
+                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op, "const": const,
+                "producer_attrs": producer_attrs}
+
+    def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
+        original_inputs = graph.inputs(node.name)
+        old_ports = opdefs.output_ports(self.source_def(node.op), _attrs(node), graph.in_function)
+        control = graph.control_inputs(node.name)
+        hidden = graph.hide(node.name, "replaced")
+        own = {spec.name: spec.op for spec, _ in built}
+        anchor = self._anchor(graph, original_inputs)
+        for spec, attrs in built:
+            inputs = [self._template_tensor(graph, own, text) for text in spec.inputs]
+            internal = any(t.node in own for t in inputs)
+            roots = [] if internal else control + ([anchor] if anchor and not inputs else [])
+            graph.add_node(spec.name, spec.op, inputs, attrs, node.device if spec.device is None else spec.device,
+                           control_inputs=spec.control_inputs + roots)
+        new = {old_ports[i]: self._template_tensor(graph, own, text) for i, text in enumerate(outputs)}
+        graph.replace_node(hidden, new, control_output=built[-1][0].name)
+
+    def _anchor(self, graph: Graph, inputs: List[Tensor]) -> Optional[str]:
+        """A node in the original's frame, for template nodes with no inputs (consts in while loops)."""
+        if graph.in_function or not inputs or inputs[0].node not in graph:
+            return None
+        producer = inputs[0].node
+        if graph[producer].op not in _NO_ANCHOR_OPS:
+            return producer
+        name = graph.unique_name(producer + "/_anchor")
+        graph.add_node(name, "Identity", [inputs[0]], {"T": graph[producer].attrs["T"]}, graph[producer].device)
+        return name
+
+    def _template_tensor(self, graph: Graph, own: Dict[str, str], text: str) -> Tensor:
+        """Templates write `node` / `node:1`; in a function body, ports of emitted nodes become `out_arg:i`."""
+        tensor = Tensor.parse(text, graph.in_function)
+        if not graph.in_function or tensor.node not in own:
+            return tensor
+        index = int(tensor.port) if tensor.port is not None else 0
+        emitted = graph[tensor.node] if tensor.node in graph else None
+        ports = opdefs.output_ports(self._def_for(own[tensor.node]), _attrs(emitted), True)
+        return Tensor(tensor.node, ports[index])
+
+    def _def_for(self, op: str) -> Optional[op_def_pb2.OpDef]:
+        return self.opset.op(op) or self.source_def(op)
+
+
+def _show(value) -> str:
+    return "%r" % (plain(value),) if value is not None else "unset"
+
+
+def _attr_type(op_def, attr: str) -> str:
+    found = opdefs.attr_type(op_def, attr)
+    if found is None:
+        raise AttrError("op %s has no attr '%s'" % (op_def.name if op_def else "?", attr))
+    return found
+
+
+def _remap_ports(graph: Graph, name: str, old: list, new: list) -> None:
+    for i, (before, after) in enumerate(zip(old, new)):
+        if before != after:
+            graph.replace_uses(Tensor(name, before), Tensor(name, after))
+
+
+def _attrs(node: Optional[Node]) -> dict:
+    return node.attrs if node is not None else {}

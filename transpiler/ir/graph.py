@@ -1,0 +1,353 @@
+"""The IR: a GraphDef and its function library as networkx graphs.
+
+A ``Graph`` holds ``Node`` objects (op, attrs as ``AttrValue`` protos, device)
+on a ``networkx.MultiDiGraph``. Each data edge carries ``(src_port, dst_index)``
+and each control edge its position among the node's control inputs, so the
+GraphDef can be rebuilt exactly. Function bodies are ``Function`` graphs:
+their arguments are nodes with the pseudo-op ``ARG_OP`` and their results
+live in ``ret`` / ``control_ret``.
+
+    g = lift(graph_def)
+    for node in g.nodes_by_op("FusedBatchNormV3"): ...
+    g.replace_uses(Tensor("old", 0), Tensor("new", 0))
+    graph_def = g.lower()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import networkx as nx
+
+from transpiler.io.protos import function_pb2, graph_pb2, node_def_pb2
+from transpiler.ir.attrs import types_attr
+
+#: Function-body outputs are named ``node:out_arg:index``; graph outputs ``node:index``.
+Port = Union[int, str, None]
+
+#: Pseudo-op of a function argument (a tensor with no producing node).
+ARG_OP = "<arg>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One output of a node. ``port`` is None for a function argument."""
+
+    node: str
+    port: Port = 0
+
+    @classmethod
+    def parse(cls, text: str, in_function: bool = False) -> "Tensor":
+        name, _, rest = text.partition(":")
+        if not rest:
+            return cls(name, None if in_function else 0)
+        return cls(name, rest if in_function else int(rest))
+
+    def __str__(self) -> str:
+        if self.port is None or self.port == 0 and isinstance(self.port, int):
+            return self.node
+        return "%s:%s" % (self.node, self.port)
+
+
+@dataclasses.dataclass(eq=False)
+class Node:
+    """A NodeDef without its inputs (those are edges of the graph)."""
+
+    name: str
+    op: str
+    attrs: Dict[str, object] = dataclasses.field(default_factory=dict)
+    device: str = ""
+    #: NodeDef fields the IR does not interpret (experimental_debug_info, ...), kept verbatim.
+    extra: Optional[node_def_pb2.NodeDef] = None
+
+    @property
+    def is_arg(self) -> bool:
+        return self.op == ARG_OP
+
+
+class Graph:
+    """Nodes and edges of one GraphDef or function body, editable in place."""
+
+    in_function = False
+
+    def __init__(self) -> None:
+        self.nx = nx.MultiDiGraph()
+
+    # ---- queries ---------------------------------------------------------
+    def __contains__(self, name: str) -> bool:
+        return self.nx.has_node(name) and self.nx.nodes[name].get("node") is not None
+
+    def __getitem__(self, name: str) -> Node:
+        node = self.nx.nodes[name].get("node") if self.nx.has_node(name) else None
+        if node is None:
+            raise KeyError(name)
+        return node
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.nodes)
+
+    @property
+    def nodes(self) -> Iterator[Node]:
+        """Real nodes (no function arguments), in stable insertion order."""
+        for _, node in self.nx.nodes(data="node"):
+            if node is not None and not node.is_arg:
+                yield node
+
+    def nodes_by_op(self, *ops: str) -> List[Node]:
+        return [n for n in self.nodes if n.op in ops]
+
+    def inputs(self, name: str) -> List[Tensor]:
+        edges = [(d["dst_index"], Tensor(u, d["src_port"])) for u, _, d in self.nx.in_edges(name, data=True)
+                 if d["kind"] == "data"]
+        return [t for _, t in sorted(edges, key=lambda e: e[0])]
+
+    def control_inputs(self, name: str) -> List[str]:
+        edges = [(d["order"], u) for u, _, d in self.nx.in_edges(name, data=True) if d["kind"] == "control"]
+        return [u for _, u in sorted(edges)]
+
+    def consumers(self, tensor: Tensor) -> List[Tuple[str, int]]:
+        """(node, input index) pairs reading `tensor`."""
+        return sorted((v, d["dst_index"]) for _, v, d in self.nx.out_edges(tensor.node, data=True)
+                      if d["kind"] == "data" and d["src_port"] == tensor.port)
+
+    def control_consumers(self, name: str) -> List[str]:
+        return sorted(v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "control")
+
+    def used_ports(self, name: str) -> set:
+        used = {d["src_port"] for _, _, d in self.nx.out_edges(name, data=True) if d["kind"] == "data"}
+        return used | {t.port for t in self.result_tensors() if t.node == name}
+
+    def result_tensors(self) -> List[Tensor]:
+        """Tensors read from outside the graph's nodes (function results)."""
+        return []
+
+    def unique_name(self, base: str) -> str:
+        name, i = base, 0
+        while self.nx.has_node(name):
+            i += 1
+            name = "%s_%d" % (base, i)
+        return name
+
+    # ---- edits -----------------------------------------------------------
+    def add_node(self, name: str, op: str, inputs: Iterable[Union[Tensor, str]] = (),
+                 attrs: Optional[dict] = None, device: str = "",
+                 control_inputs: Iterable[str] = (), extra: Optional[node_def_pb2.NodeDef] = None) -> Node:
+        if name in self:
+            raise ValueError("node %r already exists" % name)
+        node = Node(name, op, dict(attrs or {}), device, extra)
+        self.nx.add_node(name, node=node)
+        self.set_inputs(name, inputs, control_inputs)
+        return node
+
+    def set_inputs(self, name: str, inputs: Iterable[Union[Tensor, str]],
+                   control_inputs: Optional[Iterable[str]] = None) -> None:
+        """Replace the data inputs (and, if given, the control inputs) of `name`."""
+        kinds = ("data", "control") if control_inputs is not None else ("data",)
+        stale = [(u, k) for u, _, k, d in self.nx.in_edges(name, keys=True, data=True) if d["kind"] in kinds]
+        for u, k in stale:
+            self.nx.remove_edge(u, name, key=k)
+        for i, t in enumerate(inputs):
+            t = t if isinstance(t, Tensor) else Tensor.parse(t, self.in_function)
+            self.nx.add_edge(t.node, name, key=("data", i), kind="data", src_port=t.port, dst_index=i)
+        for i, u in enumerate(control_inputs or ()):
+            self.nx.add_edge(u, name, key=("control", u), kind="control", order=i)
+
+    def add_control_input(self, name: str, src: str) -> None:
+        if src not in self.control_inputs(name):
+            self.set_inputs(name, self.inputs(name), self.control_inputs(name) + [src])
+
+    def replace_uses(self, old: Tensor, new: Tensor) -> None:
+        """Make every reader of `old` read `new` instead."""
+        for consumer, index in self.consumers(old):
+            tensors = self.inputs(consumer)
+            tensors[index] = new
+            self.set_inputs(consumer, tensors)
+
+    def remove_node(self, name: str) -> None:
+        """Remove `name`; its data outputs must be unused (control users lose the edge)."""
+        readers = [v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "data"]
+        if readers:
+            raise ValueError("cannot remove %r: still read by %s" % (name, ", ".join(sorted(set(readers)))))
+        for consumer in self.control_consumers(name):
+            self.set_inputs(consumer, self.inputs(consumer), [c for c in self.control_inputs(consumer) if c != name])
+        self.nx.remove_node(name)
+
+    def replace_node(self, name: str, outputs: Dict[Port, Tensor], control_output: Optional[str] = None) -> None:
+        """Rewire `name`'s consumers to `outputs` (port -> new tensor), then remove it.
+
+        Control consumers move to `control_output` (the replacement's last node).
+        """
+        for port, new in outputs.items():
+            self.replace_uses(Tensor(name, port), new)
+        for consumer in self.control_consumers(name):
+            if control_output is not None:
+                self.add_control_input(consumer, control_output)
+        self.remove_node(name)
+
+    def hide(self, name: str, why: str) -> str:
+        """Rename `name` out of the way (``name/_why``) so that its replacement can take the name.
+
+        The first step of every "hide, build, rewire, remove" rewrite: build the
+        replacement, then ``replace_node(hidden, ...)`` rewires and removes.
+        """
+        hidden = self.unique_name("%s/_%s" % (name, why))
+        self.rename(name, hidden)
+        return hidden
+
+    def add_name_keeper(self, name: str, outputs: List[Tensor], dtypes: List[int], device: str = "",
+                        control_inputs: Iterable[str] = (), output_shapes=None) -> Node:
+        """`name` as IdentityN(outputs) (a NoOp when there are none) after `control_inputs`.
+
+        What keeps a replaced node's name fetchable: signatures (``call:0``),
+        ``saver_def`` op names and control consumers still resolve.
+        """
+        if not outputs:
+            return self.add_node(name, "NoOp", (), {}, device, control_inputs=control_inputs)
+        attrs = {"T": types_attr(dtypes)}
+        if output_shapes is not None:
+            attrs["_output_shapes"] = output_shapes
+        return self.add_node(name, "IdentityN", outputs, attrs, device, control_inputs=control_inputs)
+
+    def keep_only(self, names: set) -> None:
+        """Drop every node not in `names`, with its edges (whole-graph pruning)."""
+        self.nx.remove_nodes_from([n for n in list(self.nx.nodes) if n not in names])
+
+    def rename(self, old: str, new: str) -> None:
+        if self.nx.has_node(new):
+            raise ValueError("node %r already exists" % new)
+        nx.relabel_nodes(self.nx, {old: new}, copy=False)
+        node = self.nx.nodes[new].get("node")
+        if node is not None:
+            node.name = new
+        for _, v, k, d in list(self.nx.out_edges(new, keys=True, data=True)):
+            if k == ("control", old):
+                self.nx.remove_edge(new, v, key=k)
+                self.nx.add_edge(new, v, key=("control", new), **d)
+
+    def topological_order(self) -> List[str]:
+        """Node names, producers first; ties keep insertion order."""
+        order = {n: i for i, n in enumerate(self.nx.nodes)}
+        return list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
+
+    # ---- lowering --------------------------------------------------------
+    def _node_defs(self) -> List[node_def_pb2.NodeDef]:
+        return [self._node_def(node) for node in self.nodes]
+
+    def _node_def(self, node: Node) -> node_def_pb2.NodeDef:
+        nd = node_def_pb2.NodeDef()
+        if node.extra is not None:
+            nd.CopyFrom(node.extra)
+        nd.name, nd.op, nd.device = node.name, node.op, node.device
+        nd.input.extend(str(t) for t in self.inputs(node.name))
+        nd.input.extend("^" + c for c in self.control_inputs(node.name))
+        for key, value in node.attrs.items():
+            nd.attr[key].CopyFrom(value)
+        return nd
+
+    def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef]) -> None:
+        node_defs = list(node_defs)
+        for nd in node_defs:
+            extra = node_def_pb2.NodeDef()
+            extra.CopyFrom(nd)
+            for field in ("name", "op", "input", "device", "attr"):
+                extra.ClearField(field)
+            self.nx.add_node(nd.name, node=Node(nd.name, nd.op, {k: v for k, v in nd.attr.items()}, nd.device,
+                                                extra if extra.ByteSize() else None))
+        for nd in node_defs:
+            data = [i for i in nd.input if not i.startswith("^")]
+            control = [i[1:] for i in nd.input if i.startswith("^")]
+            self.set_inputs(nd.name, data, control)
+
+
+class Function(Graph):
+    """A FunctionDef body. Arguments are ARG_OP nodes named after the input args."""
+
+    in_function = True
+
+    def __init__(self, header: function_pb2.FunctionDef):
+        super().__init__()
+        #: The FunctionDef without node_def/ret/control_ret (signature, attrs, arg attrs).
+        self.header = header
+        self.ret: Dict[str, Tensor] = {}
+        self.control_ret: Dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self.header.signature.name
+
+    def result_tensors(self) -> List[Tensor]:
+        return list(self.ret.values())
+
+    def replace_uses(self, old: Tensor, new: Tensor) -> None:
+        super().replace_uses(old, new)
+        self.ret = {k: (new if t == old else t) for k, t in self.ret.items()}
+
+    def rename(self, old: str, new: str) -> None:
+        super().rename(old, new)
+        self.ret = {k: (Tensor(new, t.port) if t.node == old else t) for k, t in self.ret.items()}
+        self.control_ret = {k: (new if v == old else v) for k, v in self.control_ret.items()}
+
+    @classmethod
+    def lift(cls, fdef: function_pb2.FunctionDef) -> "Function":
+        header = function_pb2.FunctionDef()
+        header.CopyFrom(fdef)
+        for field in ("node_def", "ret", "control_ret"):
+            header.ClearField(field)
+        fn = cls(header)
+        for arg in fdef.signature.input_arg:
+            fn.nx.add_node(arg.name, node=Node(arg.name, ARG_OP))
+        fn._lift_node_defs(fdef.node_def)
+        fn.ret = {k: Tensor.parse(v, True) for k, v in fdef.ret.items()}
+        fn.control_ret = dict(fdef.control_ret.items())
+        return fn
+
+    def lower(self) -> function_pb2.FunctionDef:
+        fdef = function_pb2.FunctionDef()
+        fdef.CopyFrom(self.header)
+        fdef.node_def.extend(self._node_defs())
+        for key, tensor in self.ret.items():
+            fdef.ret[key] = str(tensor)
+        for key, name in self.control_ret.items():
+            fdef.control_ret[key] = name
+        return fdef
+
+
+class GraphDefIR(Graph):
+    """A whole GraphDef: top-level nodes plus the function library."""
+
+    def __init__(self, header: graph_pb2.GraphDef):
+        super().__init__()
+        #: The GraphDef without nodes and functions (versions, gradients, debug info).
+        self.header = header
+        self.functions: Dict[str, Function] = {}
+
+    def graphs(self) -> Iterator[Tuple[Optional[str], Graph]]:
+        """The top-level graph (name None) and every function body: what passes visit."""
+        yield None, self
+        yield from self.functions.items()
+
+    @classmethod
+    def lift(cls, graph_def: graph_pb2.GraphDef) -> "GraphDefIR":
+        header = graph_pb2.GraphDef()
+        header.CopyFrom(graph_def)
+        header.ClearField("node")
+        if graph_def.HasField("library"):
+            header.library.ClearField("function")
+        ir = cls(header)
+        ir._lift_node_defs(graph_def.node)
+        ir.functions = {f.signature.name: Function.lift(f) for f in graph_def.library.function}
+        return ir
+
+    def lower(self) -> graph_pb2.GraphDef:
+        graph_def = graph_pb2.GraphDef()
+        graph_def.CopyFrom(self.header)
+        graph_def.node.extend(self._node_defs())
+        if self.functions:
+            graph_def.library.function.extend(f.lower() for f in self.functions.values())
+        return graph_def
+
+
+def lift(graph_def: graph_pb2.GraphDef) -> GraphDefIR:
+    """GraphDef (with its FunctionDefLibrary) -> IR."""
+    return GraphDefIR.lift(graph_def)

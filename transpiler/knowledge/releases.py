@@ -1,0 +1,163 @@
+"""Per-release facts (op registries, GraphDef versions) read from generated data.
+
+The data file is produced by ``tools/build_opsets.py`` from the real runtimes;
+nothing here is typed by hand. Each op carries its history: the distinct
+OpDefs it had and the releases that registered each one.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+from importlib import resources
+from typing import Iterable, Optional
+
+from transpiler.errors import TranspileError
+from transpiler.io.protos import json_format, op_def_pb2
+
+DATA_FILE = "opsets.json"
+
+
+def version_key(version: str) -> tuple:
+    return tuple(int(p) for p in version.split("."))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_data() -> dict:
+    data_dir = resources.files("transpiler") / "data"
+    plain, packed = data_dir / DATA_FILE, data_dir / (DATA_FILE + ".gz")
+    if plain.is_file():
+        return json.loads(plain.read_text())
+    if packed.is_file():
+        return json.loads(gzip.decompress(packed.read_bytes()))
+    raise TranspileError("opset data missing: run tools/build_opsets.py (package data %s)" % DATA_FILE)
+
+
+class Opset:
+    """One release's op registry, with answers about when things appeared."""
+
+    def __init__(self, catalog: "Catalog", release: str):
+        self.catalog = catalog
+        self.release = release
+        self.graph_def_version: int = catalog.info[release]["graph_def_version"]
+
+    def __repr__(self) -> str:
+        return "Opset(%s)" % self.release
+
+    @property
+    def is_tf1(self) -> bool:
+        """A TF 1.x release: no object graph, no function runtime for control flow v2 by default."""
+        return version_key(self.release)[0] < 2
+
+    @property
+    def short(self) -> str:
+        """`1.8` for 1.8.0: the way users write it."""
+        major, minor, patch = self.release.split(".")
+        return self.release if patch != "0" else "%s.%s" % (major, minor)
+
+    def op(self, name: str) -> Optional[op_def_pb2.OpDef]:
+        return self.catalog.op_def(name, self.release)
+
+    def has_op(self, name: str) -> bool:
+        """The release registers `name` and accepts it in the graphs it writes: an op deprecated at
+        its GraphDef version or earlier (OpDef.deprecation) is refused there, so it counts as missing."""
+        op_def = self.op(name)
+        return op_def is not None and not 0 < op_def.deprecation.version <= self.graph_def_version
+
+    def attr(self, op: str, attr: str) -> Optional[op_def_pb2.OpDef.AttrDef]:
+        op_def = self.op(op)
+        return next((a for a in op_def.attr if a.name == attr), None) if op_def else None
+
+    def has_cpu_kernel(self, op: str) -> Optional[bool]:
+        """None when the release's kernels are unknown."""
+        return self.catalog.has_cpu_kernel(op, self.release)
+
+
+class Catalog:
+    """All known releases, in ascending order."""
+
+    def __init__(self, data: dict):
+        self.info: dict = data["releases"]
+        self.releases: list = sorted(self.info, key=version_key)
+        self._ops: dict = data["ops"]
+        self._kernels: dict = data.get("cpu_kernels") or {}
+        self._contrib: dict = data.get("contrib_ops") or {}
+        self._parsed: dict = {}
+
+    def opset(self, version: str) -> Opset:
+        return Opset(self, self.resolve(version))
+
+    def resolve(self, version: str) -> str:
+        """`1.8`, `1.8.0` and `v1.8` all name release 1.8.0."""
+        text = version.strip().lstrip("v")
+        parts = text.split(".")
+        if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)):
+            raise TranspileError("not a TensorFlow release: %r (expected e.g. 1.8 or 2.21)" % version)
+        full = ".".join((parts + ["0", "0"])[:3])
+        if len(parts) < 3:
+            # `1.13` names the newest patch release of 1.13 we know (1.13.1: 1.13.0 has no py27 wheel).
+            same_minor = [r for r in self.releases if r.split(".")[:2] == (parts + ["0"])[:2]]
+            full = same_minor[-1] if same_minor else full
+        if full not in self.info:
+            raise TranspileError("unknown release %s; known releases: %s" % (version, ", ".join(self.short_names())))
+        return full
+
+    def short_names(self) -> list:
+        return [Opset(self, r).short for r in self.releases]
+
+    def op_def(self, name: str, release: str) -> Optional[op_def_pb2.OpDef]:
+        key = (name, release)
+        if key not in self._parsed:
+            entry = next((e for e in self._ops.get(name, ()) if release in e["releases"]), None)
+            self._parsed[key] = entry and json_format.ParseDict(entry["def"], op_def_pb2.OpDef())
+        return self._parsed[key]
+
+    def ops(self) -> list:
+        """Every op any known release has."""
+        return list(self._ops)
+
+    def contrib_op_def(self, name: str, release: Optional[str] = None) -> Optional[op_def_pb2.OpDef]:
+        """The OpDef `import tensorflow.contrib` registered in `release` (default: the newest that did).
+
+        Contrib ops are not part of any release's core registry (`op_def`): a
+        graph that uses them loads only where contrib is imported first.
+        """
+        entries = self._contrib.get(name, ())
+        entry = (next((e for e in entries if release in e["releases"]), None) if release
+                 else max(entries, key=lambda e: max(version_key(r) for r in e["releases"]), default=None))
+        key = ("contrib", name, release)
+        if key not in self._parsed:
+            self._parsed[key] = entry and json_format.ParseDict(entry["def"], op_def_pb2.OpDef())
+        return self._parsed[key]
+
+    def contrib_releases(self, name: str) -> list:
+        """The releases whose tf.contrib registers `name`, ascending ([] for core or unknown ops)."""
+        found = {r for e in self._contrib.get(name, ()) for r in e["releases"]}
+        return sorted(found, key=version_key)
+
+    def has_cpu_kernel(self, op: str, release: str) -> Optional[bool]:
+        if self.info[release].get("kernels_method") is None:
+            return None
+        return release in self._kernels.get(op, ())
+
+    def first_release(self, op: str, attr: Optional[str] = None, after: Optional[str] = None) -> Optional[str]:
+        """The earliest release (after `after`, if given) that has `op` (and its `attr`)."""
+        for release in self._later_releases(after):
+            op_def = self.op_def(op, release)
+            if op_def and (attr is None or any(a.name == attr for a in op_def.attr)):
+                return release
+        return None
+
+    def last_release(self, op: str) -> Optional[str]:
+        """The newest release that has `op`."""
+        return next((r for r in reversed(self.releases) if self.op_def(op, r)), None)
+
+    def _later_releases(self, after: Optional[str]) -> Iterable[str]:
+        floor = version_key(after) if after else ()
+        return (r for r in self.releases if version_key(r) > floor)
+
+
+@functools.lru_cache(maxsize=None)
+def catalog() -> Catalog:
+    return Catalog(_load_data())

@@ -1,0 +1,117 @@
+"""Check a graph, function bodies included, against a target release's opset.
+
+Each problem names the node, its op, what the target lacks and the release
+that introduced the missing piece, so a user (or a rule author) knows what
+blocks loading and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, List, Optional
+
+from transpiler.ir.graph import Graph, GraphDefIR, Node
+from transpiler.io.protos import op_def_pb2
+from transpiler.knowledge import opdefs
+from transpiler.knowledge.releases import Opset
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One reason the target release would refuse the graph."""
+
+    kind: str  # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | deprecated-op | graph-version
+    op: str
+    node: str
+    detail: str
+    function: Optional[str] = None
+    introduced: Optional[str] = None
+
+    @property
+    def where(self) -> str:
+        return "%s/%s" % (self.function, self.node) if self.function else self.node
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, without the node: problems with the same reason group together."""
+        if self.introduced:
+            return "%s (first in TF %s)" % (self.detail, self.introduced)
+        return self.detail
+
+
+def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpList] = None) -> List[Problem]:
+    """Every problem in `ir` for `opset`.
+
+    `producer_ops` is the model's ``stripped_op_list``: TF 1.x's importer drops
+    an attr unknown to it when the producer's OpDef declares the attr with the
+    same value as default, so such attrs do not block loading.
+    """
+    tolerated = {op.name: op for op in producer_ops.op} if producer_ops else {}
+    problems = list(_check_versions(ir, opset))
+    for function, graph in ir.graphs():
+        for node in graph.nodes:
+            if node.op not in ir.functions:
+                problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {}))
+    return problems
+
+
+def _check_versions(ir: GraphDefIR, opset: Opset) -> Iterator[Problem]:
+    min_consumer = ir.header.versions.min_consumer
+    if min_consumer > opset.graph_def_version:
+        yield Problem("graph-version", "-", "-", "GraphDef requires consumer version %d, TF %s is %d"
+                      % (min_consumer, opset.short, opset.graph_def_version))
+
+
+def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str], tolerated: dict) -> Iterator[Problem]:
+    def problem(kind: str, detail: str, introduced: Optional[str] = None) -> Problem:
+        return Problem(kind, node.op, node.name, detail, function, introduced)
+
+    op_def = opset.op(node.op)
+    catalog = opset.catalog
+    if op_def is None:
+        first = catalog.first_release(node.op, after=opset.release)
+        last = catalog.last_release(node.op)
+        if first:
+            yield problem("unknown-op", "op not in TF %s" % opset.short, first)
+        elif last:
+            yield problem("unknown-op", "op removed before TF %s (last in TF %s)" % (opset.short, last))
+        elif catalog.contrib_releases(node.op):
+            contrib = catalog.contrib_releases(node.op)
+            yield problem("unknown-op", "tf.contrib op (registered by `import tensorflow.contrib` in TF %s-%s), "
+                          "not in TF %s" % (contrib[0], contrib[-1], opset.short))
+        else:
+            yield problem("unknown-op", "op unknown to every known release (a custom op?)")
+        return
+    known = {a.name: a for a in op_def.attr}
+    for name, value in node.attrs.items():
+        if name.startswith("_") or name in known or _dropped_by_importer(tolerated, node.op, name, value):
+            continue
+        newer = catalog.first_release(node.op, name, after=opset.release)
+        at_default = opdefs.is_default(catalog.op_def(node.op, newer) if newer else None, name, value)
+        note = ", value is its default" if at_default else ", value is not its default"
+        yield problem("unknown-attr", "attr '%s' unknown to TF %s%s" % (name, opset.short, note if newer else ""), newer)
+    for attr in op_def.attr:
+        value = node.attrs.get(attr.name)
+        if value is None and not attr.HasField("default_value"):
+            yield problem("missing-attr", "attr '%s' required by TF %s is missing" % (attr.name, opset.short))
+        elif value is not None and not _type_allowed(attr, value):
+            yield problem("type-not-allowed", "attr '%s' type not allowed in TF %s" % (attr.name, opset.short))
+    expected = opdefs.expected_inputs(op_def, node.attrs)
+    got = len(graph.inputs(node.name))
+    if expected is not None and expected != got:
+        yield problem("arity", "%d inputs, TF %s expects %d" % (got, opset.short, expected))
+    deprecated_at = op_def.deprecation.version
+    if deprecated_at and opset.graph_def_version >= deprecated_at:
+        yield problem("deprecated-op", "op removed at GraphDef version %d: %s" % (deprecated_at, op_def.deprecation.explanation))
+
+
+def _dropped_by_importer(tolerated: dict, op: str, attr: str, value) -> bool:
+    return opdefs.is_default(tolerated.get(op), attr, value)
+
+
+def _type_allowed(attr: op_def_pb2.OpDef.AttrDef, value) -> bool:
+    allowed = set(attr.allowed_values.list.type)
+    if attr.type not in ("type", "list(type)") or not allowed or value.WhichOneof("value") == "placeholder":
+        return True
+    types = [value.type] if attr.type == "type" else list(value.list.type)
+    return all(t in allowed for t in types)

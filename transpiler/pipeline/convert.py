@@ -1,0 +1,198 @@
+"""The pipeline: read -> lift -> passes -> validate -> lower -> write.
+
+``plan(model, options)`` runs the passes on every graph and validates the
+result; it writes nothing and needs no TF runtime, so ``explain`` is exactly
+the part of ``convert`` before writing. ``convert`` then hands the plan to its
+back end: the graph writer (backends/writer.py) for a downgrade, the native
+TF 2 back end (backends/tf2_native.py) for an upgrade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from transpiler.backends import tf2_native
+from transpiler.backends.writer import check_output_path, staged, write_model
+from transpiler.engine.rule_files import load_rules
+from transpiler.errors import IncompatibleModel, TranspileError
+from transpiler.io.protos import meta_graph_pb2
+from transpiler.io.readers import Kind, Model, read_model
+from transpiler.ir.graph import GraphDefIR, lift
+from transpiler.knowledge.releases import Opset, catalog
+from transpiler.options import ConvertOptions
+from transpiler.passes.base import Context, PassLog, run_passes
+from transpiler.passes.validate import Problem, validate
+from transpiler.pipeline.pipelines import DOWNGRADE, UPGRADE
+from transpiler.pipeline.report import Report
+
+#: A meta graph's tag set for TF 1.x SavedModel loaders' serving default.
+SERVE = "serve"
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a conversion will write: the rewritten graphs (or the TF 2 plan) and the report."""
+
+    model: Model
+    opset: Opset
+    options: ConvertOptions
+    report: Report
+    #: One rewritten IR per meta graph of `model` (downgrade).
+    irs: List[GraphDefIR]
+    #: The native TF 2 back end's plan (upgrade), else None.
+    saved_model: Optional[tf2_native.Plan] = None
+
+
+def graph_label(model: Model, index: int) -> str:
+    tags = ",".join(model.meta_graphs[index].meta_info_def.tags)
+    return "meta graph %d (tags: %s)" % (index, tags or "-")
+
+
+def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
+    """What blocks loading the model, unchanged, in `to`."""
+    opset = catalog().opset(to)
+    model = read_model(path, checkpoint, require_variables=False)
+    sections = []
+    for i, mg in enumerate(model.meta_graphs):
+        info = mg.meta_info_def
+        producer_ops = info.stripped_op_list if info.HasField("stripped_op_list") else None
+        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops)))
+    return Report(model.describe(), opset.short, sections)
+
+
+def explain(path: Path, options: ConvertOptions) -> Report:
+    """A dry run of `convert` with the same options: what would fire where, and what would still block."""
+    return plan(read_model(path, options.checkpoint, require_variables=False), options).report
+
+
+def convert(path: Path, out: Path, options: ConvertOptions) -> Report:
+    """Rewrite the model for `options.to` and write it to `out`; refuse if it still would not load."""
+    catalog().opset(options.to)  # an unknown release is a usage error before any reading
+    check_output_path(path, out, options.force)
+    result = plan(read_model(path, options.checkpoint), options)
+    if result.report.blocking:
+        raise IncompatibleModel(result.report.summary(), result.report)
+    write(result, Path(out))
+    return result.report
+
+
+def plan(model: Model, options: ConvertOptions) -> Plan:
+    """Run the pipeline for `options.to` on every graph of `model` and validate; writes nothing."""
+    opset = catalog().opset(options.to)
+    rules = load_rules(list(options.rule_files))
+    if tf2_native.wants_tf2_backend(model, opset):
+        return _plan_upgrade(model, opset, options, rules)
+    _restrict_for_downgrade(model, options)
+    sections, log = [], PassLog()
+    irs = [lift(mg.graph_def) for mg in model.meta_graphs]
+    for i, ir in enumerate(irs):
+        graph_log = run_passes(DOWNGRADE, ir, Context(opset, options, rules, model.meta_graphs[i], model))
+        sections.append((graph_label(model, i), _validate(ir, opset, graph_log)))
+        log.extend(graph_log)
+    model.checkpoint_keys.update(log.checkpoint_keys)
+    report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings], log.notes)
+    return Plan(model, opset, options, report, irs)
+
+
+def _plan_upgrade(model: Model, opset: Opset, options: ConvertOptions, rules) -> Plan:
+    notes: List[str] = []
+    index = select_meta_graph(model, options.tags)
+    mg = model.meta_graphs[index]
+    if len(model.meta_graphs) > 1:
+        notes.append("converted meta graph %d (tags: %s) of %d" % (index, ",".join(mg.meta_info_def.tags),
+                                                                     len(model.meta_graphs)))
+    if model.kind is not Kind.SAVED_MODEL:
+        notes.append("the output is a TF 2 SavedModel directory (input: a %s)" % model.kind.value)
+    single = meta_graph_pb2.MetaGraphDef()
+    single.CopyFrom(mg)
+    work = dataclasses.replace(model, meta_graphs=[single])
+    ir = lift(mg.graph_def)
+    ctx = Context(opset, options, rules, mg, model)
+    log = run_passes(UPGRADE, ir, ctx)
+    notes += log.notes
+    problems = _validate(ir, opset, log)
+    report = Report(work.describe(), opset.short, [(graph_label(work, 0), problems)],
+                    [dataclasses.asdict(f) for f in log.firings], notes)
+    saved_model = None if report.blocking else tf2_native.plan_saved_model(ir, ctx, notes)
+    return Plan(work, opset, options, report, [ir], saved_model)
+
+
+def _validate(ir: GraphDefIR, opset: Opset, log: PassLog) -> List[Problem]:
+    """The fixed last stage: every problem left, with the reason a pass gave for leaving it."""
+    return [_explain(p, log.refusals) for p in validate(ir, opset)]
+
+
+def _explain(problem: Problem, refused: dict) -> Problem:
+    """Attach a pass's refusal reason to the problem it leaves behind."""
+    reason = refused.get((problem.function, problem.node))
+    return dataclasses.replace(problem, detail="%s; %s" % (problem.detail, reason)) if reason else problem
+
+
+# ---------------------------------------------------------------------------
+# writing
+
+
+def write(result: Plan, out: Path) -> None:
+    """Write a plan without blocking problems to `out`, atomically, with its back end."""
+    if result.saved_model is not None:
+        _write_upgrade(result, out)
+        return
+    model = result.model
+    if result.options.freeze:
+        from transpiler.passes.freeze import freeze_model
+
+        freeze_model(model, result.irs[0])
+    for mg, ir in zip(model.meta_graphs, result.irs):
+        mg.graph_def.CopyFrom(ir.lower())
+    write_model(model, out, result.opset, result.options.force)
+
+
+def _write_upgrade(result: Plan, out: Path) -> None:
+    """TF writes the SavedModel; if the host's TF is not the target, the result goes through a downgrade."""
+    opset, report = result.opset, result.report
+    with staged(out, result.options.force) as tmp:
+        host_dir = tmp.parent / ".tf2-host"
+        host = tf2_native.build_saved_model(result.saved_model,
+                                            host_dir if tf2_native.host_release() != opset.release else tmp)
+        if host != opset.release:
+            # Written by the host's TF: take it to the target like any TF 2 SavedModel (e.g. 2.21 -> 2.1).
+            options = ConvertOptions(to=opset.release, rule_files=result.options.rule_files)
+            second = plan(read_model(host_dir), options)
+            if second.report.blocking:
+                raise IncompatibleModel(second.report.summary(), second.report)
+            write(second, tmp)
+            report.fired.extend(second.report.fired)
+            report.notes.append("written by TF %s, then converted for TF %s" % (host, opset.short))
+
+
+# ---------------------------------------------------------------------------
+# meta graphs
+
+
+def select_meta_graph(model: Model, tags: Optional[Sequence[str]]) -> int:
+    """The index of the meta graph tagged exactly `tags` (default: the only one, or the one tagged serve)."""
+    tag_sets = [set(mg.meta_info_def.tags) for mg in model.meta_graphs]
+    shown = "; ".join(",".join(sorted(t)) or "-" for t in tag_sets)
+    if tags:
+        found = [i for i, t in enumerate(tag_sets) if t == set(tags)]
+        if not found:
+            raise TranspileError("no meta graph tagged %s; the model has: %s" % (",".join(tags), shown))
+        return found[0]
+    if len(tag_sets) == 1:
+        return 0
+    serve = [i for i, t in enumerate(tag_sets) if t == {SERVE}]
+    if len(serve) == 1:
+        return serve[0]
+    raise TranspileError("the model has %d meta graphs (%s); choose one with --tags" % (len(tag_sets), shown))
+
+
+def _restrict_for_downgrade(model: Model, options: ConvertOptions) -> None:
+    """Apply what of the upgrade options makes sense for a downgrade: --tags keeps one meta graph."""
+    if options.inputs or options.outputs or options.unfreeze is not None:
+        raise TranspileError("--inputs, --outputs and --unfreeze apply when a TF 1.x model is converted for "
+                             "TF 2.x (--to 2.x)")
+    if options.tags:
+        index = select_meta_graph(model, options.tags)
+        model.meta_graphs[:] = [model.meta_graphs[index]]

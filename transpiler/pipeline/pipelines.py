@@ -1,0 +1,42 @@
+"""The pipelines, as data: which passes run, in which order, for each kind of conversion.
+
+Every pass takes ``(ir, ctx)`` and returns a PassLog (passes/base.py); one
+that does not apply to the target says so itself (``Pass.applies``). After
+the passes, validation against the target's opset is the fixed last stage.
+"""
+
+from transpiler.passes.checkpoint_names import CheckpointNames
+from transpiler.passes.dense_tensor_lists import DenseTensorLists
+from transpiler.passes.inline_calls import InlineCalls
+from transpiler.passes.lower_control_flow import LowerControlFlow
+from transpiler.passes.prune import PruneToSignatures
+from transpiler.passes.rules import Rules
+from transpiler.passes.save_only_ops import SaveOnlyOps
+from transpiler.passes.signatures import FindSignatures
+from transpiler.passes.tf1_variables import RecordVariables
+from transpiler.passes.unfreeze import Unfreeze
+
+#: Any model for an older (or the same) release, and TF 2 SavedModels for any 2.x target:
+#: the graphs are rewritten in place and written back by backends/writer.py.
+DOWNGRADE = [
+    SaveOnlyOps,       # DisableCopyOnRead -> NoOp where the target lacks it
+    InlineCalls,       # StatefulPartitionedCall & co, when the target needs them gone
+    LowerControlFlow,  # If/Case/While -> Switch/Merge/Enter/Exit frames
+    DenseTensorLists,  # TensorList ops -> dense tensors
+    CheckpointNames,   # object-based checkpoint keys -> TF 1.x variable names (TF 1.x targets)
+    Rules,             # rules/*.yaml and --rules files, to a fixpoint
+]
+
+#: A TF 1.x graph for a 2.x target: one meta graph, cut to its signatures, then written as a
+#: native TF 2 SavedModel by backends/tf2_native.py.
+UPGRADE = [
+    FindSignatures,     # the meta graph's signatures, or one from --inputs/--outputs
+    RecordVariables,    # checkpoint keys and initial values, before pruning drops the saver
+    PruneToSignatures,  # only what the signatures compute
+    Unfreeze,           # --unfreeze: weight constants become variables again
+    SaveOnlyOps,
+    InlineCalls,
+    LowerControlFlow,
+    DenseTensorLists,
+    Rules,
+]

@@ -1,0 +1,83 @@
+"""The compatibility report: what blocks loading in the target, grouped by op."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from typing import List, Tuple
+
+from transpiler.passes.validate import Problem
+
+#: Node names shown per group in the text report; JSON always lists all.
+SHOWN_NODES = 5
+
+
+@dataclasses.dataclass
+class Report:
+    model: str
+    target: str
+    #: (meta graph label, problems) per graph of the model.
+    sections: List[Tuple[str, List[Problem]]]
+    #: Which rule fired on which node, filled by the rule pass.
+    fired: List[dict] = dataclasses.field(default_factory=list)
+    #: What a conversion decided on its own (signatures found, constants unfrozen, ...), one line each.
+    notes: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def problems(self) -> List[Problem]:
+        return [p for _, problems in self.sections for p in problems]
+
+    @property
+    def blocking(self) -> bool:
+        return bool(self.problems)
+
+    def groups(self) -> List[Tuple[Tuple[str, str], List[Problem]]]:
+        grouped = collections.defaultdict(list)
+        for p in self.problems:
+            grouped[(p.op, p.reason)].append(p)
+        return sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))
+
+    def summary(self) -> str:
+        """One line: what a user pastes into an issue."""
+        counts = collections.Counter(p.op for p in self.problems)
+        return "%d problem(s) block loading in TF %s: %s" % (
+            len(self.problems), self.target, ", ".join("%s x%d" % kv for kv in sorted(counts.items())))
+
+    def fired_summary(self) -> str:
+        """Per-rule hit counts, e.g. `rules fired: leaky-relu-to-relu x2, ...`."""
+        counts = collections.Counter(f["rule"] for f in self.fired)
+        return "rules fired: " + (", ".join("%s x%d" % kv for kv in sorted(counts.items())) or "none")
+
+    def fired_by_node(self) -> List[str]:
+        return ["%s%s [%s]: %s (%s)" % (f["function"] + "/" if f["function"] else "", f["node"], f["op"],
+                                        f["rule"], f["detail"]) for f in self.fired]
+
+    def to_text(self, verbose: bool = False) -> str:
+        lines = ["model:  %s" % self.model, "target: TF %s" % self.target]
+        lines.extend("note:   %s" % note for note in self.notes)
+        if self.fired:
+            lines.append(self.fired_summary())
+            if verbose:
+                lines.extend("  " + line for line in self.fired_by_node())
+        if not self.blocking:
+            return "\n".join(lines + ["nothing blocks loading in TF %s" % self.target])
+        lines.append(self.summary())
+        for (op, reason), problems in self.groups():
+            names = [p.where for p in problems]
+            more = " (+%d more)" % (len(names) - SHOWN_NODES) if len(names) > SHOWN_NODES else ""
+            lines.append("  %s x%d: %s" % (op, len(problems), reason))
+            lines.append("      %s%s" % (", ".join(names[:SHOWN_NODES]), more))
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "model": self.model,
+            "target": self.target,
+            "ok": not self.blocking,
+            "problems": [dict(dataclasses.asdict(p), graph=label) for label, ps in self.sections for p in ps],
+            "groups": [{"op": op, "reason": reason, "count": len(ps), "nodes": [p.where for p in ps]}
+                       for (op, reason), ps in self.groups()],
+            "rules_fired": self.fired,
+            "notes": self.notes,
+        }, indent=2, sort_keys=True)

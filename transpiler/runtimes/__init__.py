@@ -1,0 +1,1 @@
+"""Real TensorFlow releases on this machine: provisioned once, cached, run in isolation."""
