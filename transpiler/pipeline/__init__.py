@@ -1,1 +1,1 @@
-"""pipeline"""
+"""Layer 7, the pipeline: pipelines as data (pipelines.py), plan / convert / check / explain (convert.py), the report."""
