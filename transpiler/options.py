@@ -42,12 +42,16 @@ class ConvertOptions:
     variables: str = "resource"
     #: Fold variables into constants and write a frozen GraphDef.
     freeze: bool = False
+    #: Clear every node's device (a model pinned to a GPU, for a CPU-only release).
+    clear_devices: bool = False
     #: The meta graph to convert (None: all for a downgrade; the only one or `serve` for an upgrade).
     tags: Optional[Tuple[str, ...]] = None
     #: Signature inputs/outputs of a graph without signatures, as `[KEY=]TENSOR` items.
     inputs: Tuple[str, ...] = ()
     outputs: Tuple[str, ...] = ()
     unfreeze: Optional[UnfreezeOptions] = None
+    #: What OUT will be ("saved_model", "graph_def", "meta_graph"): convert takes it from OUT's name.
+    output_form: str = "saved_model"
 
     def rule_options(self) -> dict:
         """The user choices rule files may test (``when: {option: variables=ref}``)."""

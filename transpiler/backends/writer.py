@@ -15,11 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from transpiler.io.checkpoints import copy_checkpoint
 from transpiler.errors import TranspileError
-from transpiler.io.protos import graph_pb2, meta_graph_pb2, text_format
+from transpiler.io.checkpoints import checkpoint_files, copy_checkpoint
+from transpiler.io.protos import graph_pb2, meta_graph_pb2, saved_model_pb2, text_format
 from transpiler.io.readers import SAVED_MODEL_FILES, Kind, Model
-from transpiler.knowledge.releases import Opset
+from transpiler.knowledge.releases import Opset, version_key
+
+#: The tag set TF's SavedModel loaders ask for by default.
+SERVE = "serve"
 
 #: Directories of a SavedModel copied as they are. fingerprint.pb is left out:
 #: it hashes the original graph, which no longer matches.
@@ -35,8 +38,15 @@ def used_ops(graph_def: graph_pb2.GraphDef) -> set:
 
 
 def stamp_target(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
-    """Declare the target release in a MetaGraphDef, as that release's own writer would."""
-    mg.graph_def.versions.producer = opset.graph_def_version
+    """Declare the target release in a MetaGraphDef, as that release's own writer would.
+
+    The GraphDef producer version is lowered to the target's, never raised:
+    TF gates shape functions and op semantics on it, so a 2016 graph stamped
+    with a newer producer gets newer (stricter) shape checks than it was
+    written for (ParseExample's "Shape must be rank 1 but is rank 0" in TF 1.8).
+    """
+    versions = mg.graph_def.versions
+    versions.producer = min(versions.producer, opset.graph_def_version)
     info = mg.meta_info_def
     info.tensorflow_version = opset.release
     info.tensorflow_git_version = "tf-transpile"
@@ -45,6 +55,10 @@ def stamp_target(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
     info.stripped_op_list.op.extend(op_def for op_def in op_defs if op_def is not None)
     if opset.is_tf1:
         _assets_as_collection(mg)
+        _init_op_as_main_op(mg)
+        # TF 1.x loaders never read the object graph; TF 2's loader would, and it names functions that
+        # inlining and pruning removed. Without it TF 2 loads the output the TF 1.x way (load_v1_in_v2).
+        mg.ClearField("object_graph_def")
 
 
 #: Where TF 1.x loaders look for the asset files to feed into the main op.
@@ -59,14 +73,72 @@ def _assets_as_collection(mg: meta_graph_pb2.MetaGraphDef) -> None:
         mg.collection_def[ASSETS_COLLECTION].any_list.value.add().Pack(asset)
 
 
+def output_kind(out: Path) -> Kind:
+    """OUT's form follows its name, as TF's own tools lay models out: ``*.meta`` a meta graph with the
+    checkpoint beside it under OUT's prefix, ``*.pb``/``*.pbtxt`` a GraphDef, anything else a SavedModel
+    directory."""
+    suffix = Path(out).suffix
+    return Kind.META_GRAPH if suffix == ".meta" else Kind.GRAPH_DEF if suffix in GRAPH_SUFFIXES else Kind.SAVED_MODEL
+
+
+#: Names that make OUT a GraphDef file (text for .pbtxt).
+GRAPH_SUFFIXES = (".pb", ".pbtxt")
+
+
+#: TF 2 keeps the op that fills tables and assets after restore as this pseudo-signature; TF 1.x
+#: loaders run the op named in the main op collection instead (and list the signature as a signature).
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+MAIN_OP_COLLECTION = "saved_model_main_op"
+
+
+def _init_op_as_main_op(mg: meta_graph_pb2.MetaGraphDef) -> None:
+    """TF 2's init op signature -> the TF 1.x main op collection (run by the loader after restoring)."""
+    if INIT_OP_SIGNATURE not in mg.signature_def:
+        return
+    outputs = mg.signature_def[INIT_OP_SIGNATURE].outputs
+    names = [info.name for info in outputs.values() if info.name]
+    if names and MAIN_OP_COLLECTION not in mg.collection_def and "legacy_init_op" not in mg.collection_def:
+        mg.collection_def[MAIN_OP_COLLECTION].node_list.value.append(names[0].split(":")[0])
+    del mg.signature_def[INIT_OP_SIGNATURE]
+
+
 def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> None:
-    """Write `model` (already rewritten) to `out` in the input's own format."""
+    """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`)."""
+    out = Path(out)
+    kind = output_kind(out)
+    _check_form(model, kind, out)
     for mg in model.meta_graphs:
         stamp_target(mg, opset)
-    writer = {Kind.SAVED_MODEL: _write_saved_model, Kind.GRAPH_DEF: _write_graph_def,
-              Kind.META_GRAPH: _write_meta_graph}[model.kind]
-    with staged(Path(out), force) as tmp:
-        writer(model, tmp)
+        if _is_text(model, kind, out):
+            drop_text_debug_info(mg, opset)
+    if kind is Kind.META_GRAPH:
+        _write_meta_graph(model, out, force)
+        return
+    writer = _write_saved_model if kind is Kind.SAVED_MODEL else _write_graph_def
+    with staged(out, force) as tmp:
+        writer(model, tmp, _is_text(model, kind, out))
+
+
+def _is_text(model: Model, kind: Kind, out: Path) -> bool:
+    """A .pbtxt OUT is text; a SavedModel directory keeps the input's choice (saved_model.pbtxt)."""
+    if kind is Kind.SAVED_MODEL:
+        return model.text and model.kind is Kind.SAVED_MODEL
+    return out.suffix == ".pbtxt"
+
+
+def _check_form(model: Model, kind: Kind, out: Path) -> None:
+    """Refuse a form that would lose part of the model."""
+    if kind is not Kind.SAVED_MODEL and len(model.meta_graphs) != 1:
+        raise TranspileError("%s holds one graph but the model has %d meta graphs; choose one with --tags, or write "
+                             "a SavedModel directory" % (out.name, len(model.meta_graphs)))
+    if kind is Kind.GRAPH_DEF and model.checkpoint is not None:
+        raise TranspileError("%s would be a GraphDef without the model's variables; use --freeze to fold them in, "
+                             "or name OUT *.meta or a directory" % out.name)
+
+
+def checkpoint_prefix(out: Path) -> Path:
+    """Where a *.meta OUT's checkpoint goes: beside it, under its name without .meta (as tf.train.Saver)."""
+    return Path(out).with_suffix("")
 
 
 def check_output_path(model_path: Path, out: Path, force: bool) -> None:
@@ -76,6 +148,8 @@ def check_output_path(model_path: Path, out: Path, force: bool) -> None:
         raise TranspileError("output %s would overwrite the input %s" % (out, model_path))
     if dst.exists() and not force:
         raise TranspileError("output %s already exists (use --force to replace it)" % out)
+    if output_kind(dst) is Kind.META_GRAPH and checkpoint_files(checkpoint_prefix(dst)) and not force:
+        raise TranspileError("checkpoint %s.* already exists (use --force to replace it)" % checkpoint_prefix(out))
     if not dst.parent.is_dir():
         raise TranspileError("output directory %s does not exist" % dst.parent)
 
@@ -99,36 +173,72 @@ def staged(out: Path, force: bool) -> Iterator[Path]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: The last release whose text-format parser refuses NodeDef.experimental_debug_info (added in 1.13).
+_NO_TEXT_DEBUG_INFO_AFTER = "1.12.0"
+
+
 def _serialize(message, text: bool) -> bytes:
     return text_format.MessageToString(message).encode() if text else message.SerializeToString(deterministic=True)
 
 
-def _write_saved_model(model: Model, tmp: Path) -> None:
+def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
+    """TF <= 1.12 cannot parse a text proto naming NodeDef.experimental_debug_info; it only
+    carries the Python stack a node came from, so drop it there (binary protos skip unknown fields)."""
+    if version_key(opset.release) > version_key(_NO_TEXT_DEBUG_INFO_AFTER):
+        return
+    graph_def = mg.graph_def
+    for node in list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]:
+        node.ClearField("experimental_debug_info")
+
+
+def _write_saved_model(model: Model, tmp: Path, text: bool) -> None:
     tmp.mkdir()
-    sm = model.saved_model
-    del sm.meta_graphs[:]
-    sm.meta_graphs.extend(model.meta_graphs)
-    (tmp / SAVED_MODEL_FILES[model.text]).write_bytes(_serialize(sm, model.text))
-    for name in SAVED_MODEL_DIRS:
-        if (model.path / name).is_dir():
-            shutil.copytree(model.path / name, tmp / name)
+    sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    if model.saved_model is not None:
+        sm.CopyFrom(model.saved_model)
+        del sm.meta_graphs[:]
+    for mg in model.meta_graphs:
+        added = sm.meta_graphs.add()
+        added.CopyFrom(mg)
+        if model.kind is not Kind.SAVED_MODEL and not added.meta_info_def.tags:
+            added.meta_info_def.tags.append(SERVE)  # what tf.saved_model loaders ask for by default
+    (tmp / SAVED_MODEL_FILES[text]).write_bytes(_serialize(sm, text))
+    if model.kind is Kind.SAVED_MODEL:
+        for name in SAVED_MODEL_DIRS:
+            if (model.path / name).is_dir():
+                shutil.copytree(model.path / name, tmp / name)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
         _write_checkpoint(model, tmp / "variables" / "variables")
 
 
-def _write_graph_def(model: Model, tmp: Path) -> None:
-    tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, model.text))
+def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:
+    tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, text))
 
 
-def _write_meta_graph(model: Model, tmp: Path) -> None:
-    """A directory holding NAME.meta and the checkpoint beside it, as tf.train.Saver lays them out."""
-    tmp.mkdir()
-    (tmp / model.path.name).write_bytes(_serialize(model.meta_graphs[0], model.text))
-    if model.checkpoint is not None:
-        _write_checkpoint(model, tmp / model.checkpoint.name)
-        (tmp / "checkpoint").write_text('model_checkpoint_path: "%s"\n' % model.checkpoint.name)
+def _write_meta_graph(model: Model, out: Path, force: bool) -> None:
+    """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
+    The checkpoint files are staged and moved into place first, the meta graph
+    last; a `checkpoint` state file is written only where none exists.
+    """
+    prefix = checkpoint_prefix(out)
+    workdir = Path(tempfile.mkdtemp(prefix=".%s.tmp-" % out.name, dir=out.parent))
+    try:
+        if model.checkpoint is not None:
+            _write_checkpoint(model, workdir / prefix.name)
+        (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], out.suffix == ".pbtxt"))
+        if not force and (out.exists() or checkpoint_files(prefix)):
+            raise TranspileError("output %s already exists (use --force to replace it)" % out)
+        for stale in checkpoint_files(prefix) if model.checkpoint is not None else ():
+            stale.unlink()
+        for path in sorted(workdir.iterdir(), key=lambda p: p.name == out.name):  # the meta graph last
+            os.replace(path, out.parent / path.name)
+        state = out.parent / "checkpoint"
+        if model.checkpoint is not None and not state.exists():
+            state.write_text('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' % (prefix.name, prefix.name))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _write_checkpoint(model: Model, prefix: Path) -> None:

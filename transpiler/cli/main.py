@@ -84,6 +84,8 @@ def add_convert_options(p: argparse.ArgumentParser) -> None:
                    help="fold variables into constants and write a frozen GraphDef (OUT is a .pb file)")
     p.add_argument("--inline-functions", action="store_true",
                    help="inline function calls even when the target has the call ops")
+    p.add_argument("--clear-devices", action="store_true",
+                   help="clear every node's device (a model pinned to a GPU, for a CPU-only release)")
     g = p.add_argument_group("TF 1.x -> TF 2.x (native TF 2 SavedModel)")
     g.add_argument("--tags", type=lambda s: [t for t in s.split(",") if t], metavar="TAGS",
                    help="comma-separated tag set of the meta graph to convert (default: the only one, or serve)")
@@ -108,7 +110,7 @@ def convert_options(args: argparse.Namespace) -> ConvertOptions:
         unfreeze = UnfreezeOptions(args.unfreeze_min_size, args.unfreeze_pattern, tuple(args.unfreeze_names))
     return ConvertOptions(to=args.to, force=getattr(args, "force", False), checkpoint=args.checkpoint,
                           rule_files=tuple(args.rules), inline_functions=args.inline_functions,
-                          variables=args.variables, freeze=args.freeze,
+                          variables=args.variables, freeze=args.freeze, clear_devices=args.clear_devices,
                           tags=tuple(args.tags) if args.tags else None, inputs=tuple(args.inputs),
                           outputs=tuple(args.outputs), unfreeze=unfreeze)
 

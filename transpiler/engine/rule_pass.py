@@ -51,8 +51,11 @@ class RulePass:
     `options` are the user's choices that rules may depend on (``when: {option: variables=ref}``).
     """
 
-    def __init__(self, rules: List[Rule], opset: Opset, options: Optional[Dict[str, str]] = None):
+    def __init__(self, rules: List[Rule], opset: Opset, options: Optional[Dict[str, str]] = None,
+                 producer_ops: Optional[Dict[str, op_def_pb2.OpDef]] = None):
         self.opset = opset
+        #: The producer's OpDefs by op (stripped_op_list): their defaults count for the top graph.
+        self.producer_ops = dict(producer_ops or {})
         self.options = dict(options or {})
         self.catalog = opset.catalog
         self.rules = [r for r in rules if self._active(r)]
@@ -173,7 +176,8 @@ class RulePass:
     def _do_strip_default_attrs(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
         if self.opset.op(node.op) is None:
             return None
-        at_default, _ = opdefs.rejected_attrs(node.op, node.attrs, self.opset)
+        producer = self.producer_ops.get(node.op) if function is None else None
+        at_default, _ = opdefs.rejected_attrs(node.op, node.attrs, self.opset, producer)
         stripped = ["%s=%s" % (attr, _show(node.attrs.pop(attr))) for attr in at_default]
         return "stripped " + ", ".join(stripped) if stripped else None
 

@@ -26,6 +26,8 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from transpiler.engine.builtin import builtin_rules_dir
+
 #: The shared macros a template may import, by name: nothing else is loadable.
 MACRO_FILES = ("macros.j2",)
 
@@ -33,8 +35,6 @@ MACRO_FILES = ("macros.j2",)
 def _load_macros(name: str) -> Optional[str]:
     if name not in MACRO_FILES:
         return None  # jinja2 then raises TemplateNotFound
-    from transpiler.engine.rule_files import builtin_rules_dir
-
     return (builtin_rules_dir() / name).read_text()
 
 

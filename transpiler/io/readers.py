@@ -61,17 +61,19 @@ class Model:
 def read_model(path: Path, checkpoint: Optional[Path] = None, require_variables: bool = True) -> Model:
     """Read a SavedModel directory, a GraphDef/MetaGraphDef file (.pb/.pbtxt/.meta).
 
-    `require_variables=False` lets analysis (``check``) look at a graph whose
-    checkpoint is missing; conversion needs it.
+    A SavedModel whose graph has variables needs its variables/ (its loader
+    restores them); `require_variables=False` lets analysis (``check``) look
+    at one without. A GraphDef or meta graph needs no checkpoint: its init
+    ops may set every variable, and one is used only where it is named
+    (``checkpoint``) or found beside the file.
     """
     path = Path(path)
     if not path.exists():
         raise TranspileError("no such file or directory: %s" % path)
     directory = path if path.is_dir() else path.parent if path.name in SAVED_MODEL_FILES else None
     model = _read_saved_model(directory) if directory else _read_graph_file(path, checkpoint)
-    if require_variables and model.checkpoint is None and _has_variables(model):
-        where = "variables/" if model.kind is Kind.SAVED_MODEL else "checkpoint; give --checkpoint PREFIX"
-        raise TranspileError("%s: missing variables (the graph has variables but no %s)" % (path, where))
+    if require_variables and model.kind is Kind.SAVED_MODEL and model.checkpoint is None and _has_variables(model):
+        raise TranspileError("%s: missing variables (the graph has variables but no variables/)" % path)
     return model
 
 

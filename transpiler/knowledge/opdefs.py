@@ -124,11 +124,14 @@ def input_dtypes(op_def: Optional[OpDef], attrs: Mapping) -> List[Optional[str]]
     return dtypes
 
 
-def rejected_attrs(op: str, attrs: Mapping, opset: Opset) -> Tuple[List[str], List[str]]:
+def rejected_attrs(op: str, attrs: Mapping, opset: Opset,
+                   producer_def: Optional[OpDef] = None) -> Tuple[List[str], List[str]]:
     """Attrs of an `op` node the target does not know: (at their default, not at their default).
 
-    "Default" is the one the release that added the attr declares; internal
-    `_` attrs are never rejected.
+    "Default" is the one the release that added the attr declares, or the one
+    the producer's own OpDef (a MetaGraphDef's stripped_op_list) declares:
+    TF 1.x's importer drops such attrs itself. Internal `_` attrs are never
+    rejected.
     """
     target = opset.op(op)
     known = {a.name for a in target.attr} if target is not None else set()
@@ -138,7 +141,8 @@ def rejected_attrs(op: str, attrs: Mapping, opset: Opset) -> Tuple[List[str], Li
             continue
         newer = opset.catalog.first_release(op, name, after=opset.release)
         newer_def = opset.catalog.op_def(op, newer) if newer else None
-        (at_default if is_default(newer_def, name, attrs[name]) else other).append(name)
+        default = is_default(newer_def, name, attrs[name]) or is_default(producer_def, name, attrs[name])
+        (at_default if default else other).append(name)
     return at_default, other
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 from transpiler.engine.rule_pass import RulePass
 from transpiler.ir.graph import GraphDefIR
 from transpiler.passes.base import Context, Pass, PassLog
+from transpiler.passes.validate import producer_ops
 
 
 class Rules(Pass):
     name = "rules"
 
     def run(self, ir: GraphDefIR, ctx: Context) -> PassLog:
-        rules = RulePass(list(ctx.rules), ctx.opset, ctx.options.rule_options())
+        declared = producer_ops(ctx.meta_graph)
+        rules = RulePass(list(ctx.rules), ctx.opset, ctx.options.rule_options(),
+                         {op.name: op for op in declared.op} if declared is not None else None)
         rules(ir)
         return PassLog(firings=list(rules.fired), refusals=dict(rules.refused))

@@ -39,6 +39,12 @@ class Problem:
         return self.detail
 
 
+def producer_ops(meta_graph) -> Optional[op_def_pb2.OpList]:
+    """The OpDefs the producer declared (MetaGraphDef.meta_info_def.stripped_op_list), if any."""
+    info = meta_graph.meta_info_def if meta_graph is not None else None
+    return info.stripped_op_list if info is not None and info.HasField("stripped_op_list") else None
+
+
 def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpList] = None) -> List[Problem]:
     """Every problem in `ir` for `opset`.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from transpiler.backends import tf2_native
-from transpiler.backends.writer import check_output_path, staged, write_model
+from transpiler.backends.writer import check_output_path, output_kind, staged, write_model
 from transpiler.engine.rule_files import load_rules
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.io.protos import meta_graph_pb2
@@ -23,12 +23,15 @@ from transpiler.ir.graph import GraphDefIR, lift
 from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
 from transpiler.passes.base import Context, PassLog, run_passes
-from transpiler.passes.validate import Problem, validate
+from transpiler.passes.validate import Problem, producer_ops, validate
 from transpiler.pipeline.pipelines import DOWNGRADE, UPGRADE
 from transpiler.pipeline.report import Report
 
 #: A meta graph's tag set for TF 1.x SavedModel loaders' serving default.
 SERVE = "serve"
+
+#: ConvertOptions.output_form of each kind of OUT.
+FORMS = {Kind.SAVED_MODEL: "saved_model", Kind.GRAPH_DEF: "graph_def", Kind.META_GRAPH: "meta_graph"}
 
 
 @dataclasses.dataclass
@@ -56,9 +59,7 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     model = read_model(path, checkpoint, require_variables=False)
     sections = []
     for i, mg in enumerate(model.meta_graphs):
-        info = mg.meta_info_def
-        producer_ops = info.stripped_op_list if info.HasField("stripped_op_list") else None
-        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops)))
+        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops(mg))))
     return Report(model.describe(), opset.short, sections)
 
 
@@ -71,6 +72,9 @@ def convert(path: Path, out: Path, options: ConvertOptions) -> Report:
     """Rewrite the model for `options.to` and write it to `out`; refuse if it still would not load."""
     catalog().opset(options.to)  # an unknown release is a usage error before any reading
     check_output_path(path, out, options.force)
+    options = options.replace(output_form=FORMS[output_kind(Path(out))])
+    if options.freeze and options.output_form != "graph_def":
+        raise TranspileError("--freeze writes a frozen GraphDef: name OUT *.pb or *.pbtxt")
     result = plan(read_model(path, options.checkpoint), options)
     if result.report.blocking:
         raise IncompatibleModel(result.report.summary(), result.report)
@@ -82,14 +86,14 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
     """Run the pipeline for `options.to` on every graph of `model` and validate; writes nothing."""
     opset = catalog().opset(options.to)
     rules = load_rules(list(options.rule_files))
-    if tf2_native.wants_tf2_backend(model, opset):
+    if options.output_form == "saved_model" and tf2_native.wants_tf2_backend(model, opset):
         return _plan_upgrade(model, opset, options, rules)
     _restrict_for_downgrade(model, options)
     sections, log = [], PassLog()
     irs = [lift(mg.graph_def) for mg in model.meta_graphs]
     for i, ir in enumerate(irs):
         graph_log = run_passes(DOWNGRADE, ir, Context(opset, options, rules, model.meta_graphs[i], model))
-        sections.append((graph_label(model, i), _validate(ir, opset, graph_log)))
+        sections.append((graph_label(model, i), _validate(ir, opset, graph_log, model.meta_graphs[i])))
         log.extend(graph_log)
     model.checkpoint_keys.update(log.checkpoint_keys)
     report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings], log.notes)
@@ -112,16 +116,19 @@ def _plan_upgrade(model: Model, opset: Opset, options: ConvertOptions, rules) ->
     ctx = Context(opset, options, rules, mg, model)
     log = run_passes(UPGRADE, ir, ctx)
     notes += log.notes
-    problems = _validate(ir, opset, log)
+    problems = _validate(ir, opset, log, mg)
     report = Report(work.describe(), opset.short, [(graph_label(work, 0), problems)],
                     [dataclasses.asdict(f) for f in log.firings], notes)
     saved_model = None if report.blocking else tf2_native.plan_saved_model(ir, ctx, notes)
     return Plan(work, opset, options, report, [ir], saved_model)
 
 
-def _validate(ir: GraphDefIR, opset: Opset, log: PassLog) -> List[Problem]:
-    """The fixed last stage: every problem left, with the reason a pass gave for leaving it."""
-    return [_explain(p, log.refusals) for p in validate(ir, opset)]
+def _validate(ir: GraphDefIR, opset: Opset, log: PassLog, meta_graph) -> List[Problem]:
+    """The fixed last stage: every problem left, with the reason a pass gave for leaving it.
+
+    The same validator and inputs as `check` (the producer's stripped_op_list included).
+    """
+    return [_explain(p, log.refusals) for p in validate(ir, opset, producer_ops(meta_graph))]
 
 
 def _explain(problem: Problem, refused: dict) -> Problem:

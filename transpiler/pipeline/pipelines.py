@@ -6,10 +6,12 @@ the passes, validation against the target's opset is the fixed last stage.
 """
 
 from transpiler.passes.checkpoint_names import CheckpointNames
+from transpiler.passes.clear_devices import ClearDevices
 from transpiler.passes.dense_tensor_lists import DenseTensorLists
 from transpiler.passes.inline_calls import InlineCalls
 from transpiler.passes.lower_control_flow import LowerControlFlow
 from transpiler.passes.prune import PruneToSignatures
+from transpiler.passes.prune_functions import PruneFunctions
 from transpiler.passes.rules import Rules
 from transpiler.passes.save_only_ops import SaveOnlyOps
 from transpiler.passes.signatures import FindSignatures
@@ -19,6 +21,8 @@ from transpiler.passes.unfreeze import Unfreeze
 #: Any model for an older (or the same) release, and TF 2 SavedModels for any 2.x target:
 #: the graphs are rewritten in place and written back by backends/writer.py.
 DOWNGRADE = [
+    ClearDevices,      # --clear-devices
+    PruneFunctions,    # functions only the object graph names (TF 1.x targets never read it)
     SaveOnlyOps,       # DisableCopyOnRead -> NoOp where the target lacks it
     InlineCalls,       # StatefulPartitionedCall & co, when the target needs them gone
     LowerControlFlow,  # If/Case/While -> Switch/Merge/Enter/Exit frames
