@@ -20,7 +20,7 @@ PROG = "tf-transpile"
 
 USAGE = """\
 tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX] [--inline-functions]
-                    [--variables resource|ref] [--freeze]
+                    [--variables resource|ref] [--freeze] [--clear-devices]
                     [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
        tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
        tf-transpile check IN --to VERSION [--format text|json]
@@ -33,7 +33,9 @@ Move a TensorFlow model between TensorFlow releases, so that the target
 release loads it and computes the same numbers.
 
 IN is a SavedModel directory, a frozen GraphDef (.pb/.pbtxt) or a meta graph
-(.meta) with its checkpoint. OUT is written in the same form, atomically.
+(.meta) with its checkpoint. OUT's form follows its name: *.meta a meta graph
+with its checkpoint beside it (OUT's prefix .index/.data-*), *.pb/*.pbtxt a
+GraphDef, anything else a SavedModel directory. It is written atomically.
 
 commands:
   IN OUT --to V         convert IN for release V (e.g. 1.8, 1.15, 2.21)
@@ -55,8 +57,9 @@ examples:
   tf-transpile tf1_model/ tf2_model/ --to 2.21              # a native TF 2 SavedModel (tf.saved_model.load)
   tf-transpile frozen.pb tf2_model/ --to 2.21 --unfreeze    # ... with the weights trainable again
   tf-transpile checkpoint model.ckpt tf2.ckpt --model tf2_model/   # name-based -> object-based
-golden files: pytest --update-golden rewrites golden/; a plain run diffs against them.
-exit status: 0 done, 1 the model cannot be made to load in the target, 2 bad input or usage."""
+exit status: 0 done; 1 the model cannot be made to load in the target (every blocking node and op is
+named, nothing is written); 2 bad input or usage; 3 an internal error (a bug: please report it, with
+TF_TRANSPILE_DEBUG=1 for a traceback); 130 interrupted (nothing written)."""
 
 
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
