@@ -130,3 +130,49 @@ def test_help_reads_well(cli):
     assert result.returncode == 0
     for word in ("check IN --to", "releases", "--force", "exit status"):
         assert word in result.stdout
+
+
+# ---------------------------------------------------------------------------
+# the filesystem: OUT above IN, links out of IN, leftovers of killed runs, long names
+
+
+def test_out_that_contains_the_input_is_refused_even_with_force(cli, tmp_path, model):
+    (tmp_path / "other.txt").write_text("keep me")
+    before = tree_digest(tmp_path)
+    result = cli(model, tmp_path, "--to", "1.8", "--force")
+    assert_one_line_error(result, "would overwrite the input")
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize("link", ["file_outside", "dir_outside", "dangling", "loop"])
+def test_links_in_the_input_are_refused(cli, tmp_path, model, link):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("root:x:0:0\n")
+    target = {"file_outside": secret / "passwd", "dir_outside": secret, "dangling": tmp_path / "nothing",
+              "loop": model / "assets" / "loop"}[link]
+    (model / "assets" / ("loop" if link == "loop" else "linked")).symlink_to(target)
+    result = cli(model, tmp_path / "out", "--to", "1.8")
+    assert_one_line_error(result, "symbolic link")
+    assert not (tmp_path / "out").exists()
+
+
+def test_leftovers_of_a_killed_run_are_removed(cli, tmp_path, model):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / (".tf-transpile-%s-abc" % dead.stdout.strip())
+    (stale / "out").mkdir(parents=True)
+    (stale / "out" / "big").write_bytes(b"x" * 1000)
+    result = cli(model, tmp_path / "out", "--to", "1.8")
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_out_name_near_the_length_limit(cli, tmp_path, model):
+    out = tmp_path / ("m" * 250)
+    result = cli(model, out, "--to", "1.8")
+    assert result.returncode == 0, result.stderr
+    assert (out / "saved_model.pb").is_file()

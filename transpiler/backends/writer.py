@@ -144,7 +144,8 @@ def checkpoint_prefix(out: Path) -> Path:
 def check_output_path(model_path: Path, out: Path, force: bool) -> None:
     """Refuse before any work is done: OUT exists, or OUT is (inside) the input."""
     src, dst = Path(model_path).resolve(), Path(out).resolve()
-    if dst == src or src in dst.parents or (src.is_file() and dst == src.parent):
+    if dst == src or src in dst.parents or dst in src.parents:
+        # OUT inside IN, or IN inside OUT: replacing OUT (--force) would delete the input
         raise TranspileError("output %s would overwrite the input %s" % (out, model_path))
     if dst.exists() and not force:
         raise TranspileError("output %s already exists (use --force to replace it)" % out)
@@ -154,10 +155,34 @@ def check_output_path(model_path: Path, out: Path, force: bool) -> None:
         raise TranspileError("output directory %s does not exist" % dst.parent)
 
 
+#: Temporary directories beside OUT: short (an OUT name near the 255-byte limit still fits) and
+#: carrying the writer's pid, so that one left by a killed run is recognised and removed by the next.
+WORKDIR_PREFIX = ".tf-transpile-"
+
+
+def make_workdir(parent: Path) -> Path:
+    """A fresh temporary directory in `parent`, after removing those of writers no longer running."""
+    for stale in parent.glob(WORKDIR_PREFIX + "*"):
+        pid = stale.name[len(WORKDIR_PREFIX):].split("-")[0]
+        if stale.is_dir() and not stale.is_symlink() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="%s%d-" % (WORKDIR_PREFIX, os.getpid()), dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def staged(out: Path, force: bool) -> Iterator[Path]:
     """Yield a temp path beside `out`; on success it replaces `out`, on any failure it vanishes."""
-    workdir = Path(tempfile.mkdtemp(prefix=".%s.tmp-" % out.name, dir=out.parent))
+    workdir = make_workdir(out.parent)
     tmp = workdir / out.name
     try:
         yield tmp
@@ -223,7 +248,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool) -> None:
     last; a `checkpoint` state file is written only where none exists.
     """
     prefix = checkpoint_prefix(out)
-    workdir = Path(tempfile.mkdtemp(prefix=".%s.tmp-" % out.name, dir=out.parent))
+    workdir = make_workdir(out.parent)
     try:
         if model.checkpoint is not None:
             _write_checkpoint(model, workdir / prefix.name)

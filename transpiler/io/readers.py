@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -97,10 +98,27 @@ def _read_saved_model(directory: Path) -> Model:
     sm = _parse(saved_model_pb2.SavedModel(), directory / found[0], text, "SavedModel")
     if not sm.meta_graphs:
         raise TranspileError("%s: SavedModel has no meta graphs" % (directory / found[0]))
+    refuse_links(directory)
     prefix = directory / "variables" / "variables"
     model = Model(Kind.SAVED_MODEL, directory, text, list(sm.meta_graphs), sm,
                   prefix if checkpoint_files(prefix) else None)
     return model
+
+
+def refuse_links(directory: Path) -> None:
+    """No byte from outside IN may reach OUT: a SavedModel whose tree holds a symbolic link (to a file
+    elsewhere, a linked assets/ directory, a dangling link, a loop) is refused, naming the link."""
+    for path in _walk(directory):
+        if path.is_symlink():
+            raise TranspileError("%s is a symbolic link (to %s); tf-transpile copies only files inside the model "
+                                 "directory: replace the link by the file" % (path, os.readlink(path)))
+
+
+def _walk(directory: Path):
+    """Every entry under `directory`, not following links (os.walk does not descend into them)."""
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            yield Path(root) / name
 
 
 def _has_variables(model: Model) -> bool:
