@@ -176,3 +176,19 @@ def test_an_out_name_near_the_length_limit(cli, tmp_path, model):
     result = cli(model, out, "--to", "1.8")
     assert result.returncode == 0, result.stderr
     assert (out / "saved_model.pb").is_file()
+
+
+def test_json_on_every_outcome(cli, tmp_path):
+    import json
+
+    bad = cli(tmp_path / "missing", tmp_path / "out", "--to", "1.8", "--format", "json")
+    assert bad.returncode == 2 and json.loads(bad.stdout)["exit_code"] == 2
+    assert "no such file" in json.loads(bad.stdout)["error"] and len(bad.stderr.strip().splitlines()) == 1
+    custom = tmp_path / "custom.pbtxt"
+    custom.write_text('node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }\n'
+                      'node { name: "y" op: "MyCustomOp" input: "x" }\n')
+    refused = cli(custom, tmp_path / "out.pbtxt", "--to", "1.8", "--format", "json")
+    document = json.loads(refused.stdout)
+    assert refused.returncode == 1 and document["exit_code"] == 1 and not document["ok"]
+    assert [(p["node"], p["op"]) for p in document["problems"]] == [("y", "MyCustomOp")]
+    assert not (tmp_path / "out.pbtxt").exists()

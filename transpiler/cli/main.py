@@ -7,6 +7,7 @@ prints the report and exits 1. Tracebacks only with TF_TRANSPILE_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -234,31 +235,42 @@ def _run(argv: List[str]) -> int:
     return 0
 
 
+def _wants_json(argv: List[str]) -> bool:
+    """`--format json` anywhere on the command line: every outcome is then one JSON document on stdout."""
+    return any(a == "--format=json" or (a == "--format" and argv[i + 1:i + 2] == ["json"]) for i, a in enumerate(argv))
+
+
+def _fail(argv: List[str], code: int, message: str, report=None) -> int:
+    """One line on stderr; with --format json also {"error", "exit_code"[, the report]} on stdout."""
+    print("%s: %s" % (PROG, message), file=sys.stderr)
+    if _wants_json(argv):
+        document = json.loads(report.to_json()) if report is not None else {}
+        document.update(error=message, exit_code=code)
+        print(json.dumps(document, indent=2, sort_keys=True))
+    return code
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _run(argv)
     except IncompatibleModel as exc:
-        if exc.report is not None:
+        if exc.report is not None and not _wants_json(argv):
             print(exc.report.to_text(), file=sys.stderr)
-        print("%s: error: %s; nothing written" % (PROG, exc), file=sys.stderr)
-        return exc.exit_code
+        return _fail(argv, exc.exit_code, "error: %s; nothing written" % exc, exc.report)
     except TranspileError as exc:
-        print("%s: error: %s" % (PROG, exc), file=sys.stderr)
-        return exc.exit_code
+        return _fail(argv, exc.exit_code, "error: %s" % exc)
     except BrokenPipeError:  # `tf-transpile rules list | head`
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("%s: interrupted; nothing written" % PROG, file=sys.stderr)
-        return 130
+        return _fail(argv, 130, "interrupted; nothing written")
     except Exception as exc:  # a bug: still one line unless debugging
         if os.environ.get("TF_TRANSPILE_DEBUG"):
             raise
-        print("%s: internal error: %s: %s (set TF_TRANSPILE_DEBUG=1 for a traceback)"
-              % (PROG, type(exc).__name__, exc), file=sys.stderr)
-        return 3
+        return _fail(argv, 3, "internal error: %s: %s (set TF_TRANSPILE_DEBUG=1 for a traceback)"
+                     % (type(exc).__name__, exc))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class Model:
 
     def describe(self) -> str:
         mg = self.meta_graphs[0]
+        if self.kind is Kind.GRAPH_DEF:
+            graph = mg.graph_def
+            return "GraphDef %s (%d nodes, %d functions; GraphDef version %d)" % (
+                self.path, len(graph.node), len(graph.library.function), graph.versions.producer)
         tags = "; ".join(",".join(m.meta_info_def.tags) or "-" for m in self.meta_graphs)
         producer = mg.meta_info_def.tensorflow_version or "unknown TF"
         return "%s %s (%d meta graph(s): %s; producer %s, GraphDef version %d)" % (
