@@ -173,3 +173,21 @@ def test_clear_devices(cli, tmp_path):
     graph_def = read_model(out).meta_graphs[0].graph_def
     assert not [n.device for n in graph_def.node if n.device]
     assert not [n.device for f in graph_def.library.function for n in f.node_def if n.device]
+
+
+@pytest.mark.parametrize("producer,blocked", [(0, False), (16, False), (17, True), (30, True)])
+def test_deprecated_ops_are_judged_by_the_graphs_producer(tmp_path, producer, blocked):
+    """TF refuses an op deprecated at version N only in graphs whose producer is >= N (Inv: N = 17)."""
+    import transpiler
+    from transpiler.io.protos import graph_pb2
+
+    graph = graph_pb2.GraphDef()
+    x = graph.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    inv = graph.node.add(name="inv", op="Inv", input=["x"])
+    inv.attr["T"].type = 1
+    graph.versions.producer = producer
+    path = tmp_path / "inv.pb"
+    path.write_bytes(graph.SerializeToString())
+    assert transpiler.check(path, to="1.4").blocking is blocked
+    assert transpiler.explain(path, to="1.4").blocking is blocked

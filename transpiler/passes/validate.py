@@ -45,8 +45,10 @@ def producer_ops(meta_graph) -> Optional[op_def_pb2.OpList]:
     return info.stripped_op_list if info is not None and info.HasField("stripped_op_list") else None
 
 
-def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpList] = None) -> List[Problem]:
-    """Every problem in `ir` for `opset`.
+def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpList] = None,
+             as_written: bool = True) -> List[Problem]:
+    """Every problem in `ir` for `opset`; `as_written=False` judges the graph as it is (`check`), not as
+    the writer will stamp it.
 
     `producer_ops` is the model's ``stripped_op_list``: TF 1.x's importer drops
     an attr unknown to it when the producer's OpDef declares the attr with the
@@ -54,10 +56,14 @@ def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpL
     """
     tolerated = {op.name: op for op in producer_ops.op} if producer_ops else {}
     problems = list(_check_versions(ir, opset))
+    producer = ir.header.versions.producer
+    if as_written:  # the writer lowers the producer to the target's
+        producer = min(producer, opset.graph_def_version)
     for function, graph in ir.graphs():
         for node in graph.nodes:
             if node.op not in ir.functions:
-                problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {}))
+                problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {},
+                                            producer))
     return problems
 
 
@@ -68,7 +74,8 @@ def _check_versions(ir: GraphDefIR, opset: Opset) -> Iterator[Problem]:
                       % (min_consumer, opset.short, opset.graph_def_version))
 
 
-def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str], tolerated: dict) -> Iterator[Problem]:
+def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str], tolerated: dict,
+                producer: int) -> Iterator[Problem]:
     def problem(kind: str, detail: str, introduced: Optional[str] = None) -> Problem:
         return Problem(kind, node.op, node.name, detail, function, introduced)
 
@@ -106,8 +113,9 @@ def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str],
     got = len(graph.inputs(node.name))
     if expected is not None and expected != got:
         yield problem("arity", "%d inputs, TF %s expects %d" % (got, opset.short, expected))
+    # TF refuses a deprecated op by the graph's producer version (which the writer never raises), not its own
     deprecated_at = op_def.deprecation.version
-    if deprecated_at and opset.graph_def_version >= deprecated_at:
+    if deprecated_at and producer >= deprecated_at:
         yield problem("deprecated-op", "op removed at GraphDef version %d: %s" % (deprecated_at, op_def.deprecation.explanation))
 
 

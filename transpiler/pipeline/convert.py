@@ -59,7 +59,7 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     model = read_model(path, checkpoint, require_variables=False)
     sections = []
     for i, mg in enumerate(model.meta_graphs):
-        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops(mg))))
+        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops(mg), as_written=False)))
     return Report(model.describe(), opset.short, sections)
 
 
