@@ -226,8 +226,11 @@ class RulePass:
             if not isinstance(outputs, list):
                 raise TemplateError("outputs template must render a list of tensors")
             outputs = [str(o) for o in outputs]
-        else:
-            outputs = render_strings(rule.outputs or ["{{ name }}"], context)
+        elif rule.outputs is not None:
+            outputs = render_strings(rule.outputs, context)
+        else:  # the last node takes the name; an op without outputs (a resource update) hands over control only
+            has_outputs = opdefs.output_ports(self.source_def(node.op), node.attrs, graph.in_function)
+            outputs = [node.name] if has_outputs else []
         built = [(s, {k: make_attr(_attr_type(self._def_for(s.op), k), v) for k, v in s.attrs.items()}) for s in specs]
         self._replace(graph, node, built, outputs)
         self.emitted.update(((function, s.name), rule.id) for s in specs)
