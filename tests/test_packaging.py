@@ -22,3 +22,16 @@ def test_wheel_contains_rules_and_opset_data(tmp_path):
     assert layers <= packages, "subpackages missing from the wheel: %s" % sorted(layers - packages)
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "tf-transpile = transpiler.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+
+
+def test_an_installed_package_finds_its_rules(tmp_path):
+    """Installed without the checkout next to it, the package still loads its rules and macros."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target",
+                    str(tmp_path / "site"), str(ROOT)], check=True, capture_output=True)
+    code = ("from transpiler.engine.rule_files import load_rules; from transpiler.engine.builtin import builtin_rules_dir;"
+            "d = builtin_rules_dir(); assert (d / 'macros.j2').is_file(), d; print(len(load_rules()), d)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
+                            env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    count, where = result.stdout.split()
+    assert int(count) > 50 and where.startswith(str(tmp_path / "site"))
