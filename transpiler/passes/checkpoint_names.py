@@ -65,10 +65,11 @@ class CheckpointNames(Pass):
                 _set_keys(ir, node, [self.mapping.get(k, k) for k in keys[node.name]])
         for node in ir.nodes_by_op("RestoreV2"):
             _drop_unread(ir, node, [k not in self.mapping for k in keys[node.name] or ()])
-        # The written checkpoint holds exactly the keys the saver graph still names: a key no
-        # variable takes (TF 2.0's separate RestoreV2 of _CHECKPOINTABLE_OBJECT_GRAPH) keeps its name.
+        # The written checkpoint holds every key a restore op still reads: one no variable takes (TF 2.0's
+        # separate RestoreV2 of _CHECKPOINTABLE_OBJECT_GRAPH) keeps its name. (SaveV2's keys are written
+        # by the save op itself.)
         renamed = set(self.mapping.values())
-        for node in ir.nodes_by_op("SaveV2", "RestoreV2"):
+        for node in ir.nodes_by_op("RestoreV2"):
             for key in _keys(ir, node) or ():
                 if key not in renamed:
                     self.mapping.setdefault(key, key)
