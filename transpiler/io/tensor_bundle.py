@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import google_crc32c
-import numpy as np
 
 from transpiler.errors import TranspileError
 
@@ -363,6 +362,8 @@ def encode_tensor(value) -> Tuple[object, bytes]:
     str, or arrays of them) as TensorFlow's writer lays them out: varint64
     lengths, a masked crc32c of the lengths, the strings.
     """
+    import numpy as np   # only here: a rename that adds no tensor need not load it
+
     protos = _protos()
     array = np.asarray(value, dtype=object if isinstance(value, (bytes, str)) else None)  # 'S' would drop trailing NULs
     entry = protos.tensor_bundle_pb2.BundleEntryProto()
