@@ -194,7 +194,8 @@ def test_matching_by_scope_by_shape_and_by_var_map(tf1_upgrade_cases, cli, tf, t
 
 
 def test_rename_streams_one_tensor_at_a_time_into_shards(tf, tmp_path, monkeypatch):
-    from transpiler.backends import checkpoint_convert
+    """The TF path (V1 checkpoints) streams; a V2 checkpoint is renamed by its index alone (test_tensor_bundle.py)."""
+    from transpiler.io.checkpoints import rename_with_tf
 
     values = {"layer_%d/w" % i: np.full((64, 64), i, np.float32) for i in range(6)}  # 16 KiB each
     source = _save(tf, tmp_path / "src", values)
@@ -207,7 +208,7 @@ def test_rename_streams_one_tensor_at_a_time_into_shards(tf, tmp_path, monkeypat
 
     monkeypatch.setattr(tf.raw_ops, "SaveV2", counting_save)
     mapping = {k: "renamed/" + k for k in values}
-    assert checkpoint_convert.rename_checkpoint(source, tmp_path / "out", mapping, shard_bytes=40000) == 6
+    assert rename_with_tf(source, tmp_path / "out", mapping, shard_bytes=40000) == 6
     assert calls == [3, 3]  # shards of at most ~40 kB, merged into one checkpoint
     reader = tf.train.load_checkpoint(str(tmp_path / "out"))
     assert sorted(reader.get_variable_to_shape_map()) == sorted(mapping.values())

@@ -20,9 +20,11 @@ beside OUT_PREFIX as editable YAML (``--var-map`` takes the same file back).
 ``--to-names`` goes the other way: every variable gets its TF 1.x name back
 (the ``full_name`` the object graph records; slots ``<var>/Adam``, ...).
 
-Tensors stream: one is read at a time and they are written in shards
-(``SaveV2``), merged at the end (``MergeV2Checkpoints``); the checkpoint is
-never held in memory (io/checkpoints.py: ``rename_checkpoint``).
+Tensors are never held in memory (io/checkpoints.py: ``rename_checkpoint``):
+a V2 checkpoint gets a new index and byte-for-byte copies of its data shards,
+without TensorFlow (io/tensor_bundle.py); a V1 one streams, one tensor read
+at a time and written in shards (``SaveV2``) merged at the end
+(``MergeV2Checkpoints``).
 """
 
 from __future__ import annotations

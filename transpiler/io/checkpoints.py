@@ -1,6 +1,8 @@
 """Checkpoints on disk: find their files, copy them, read their entries, rename their keys.
 
-Copying never loads tensors. Reading entries and renaming keys go through
+Copying never loads tensors, and neither does renaming the keys of a V2
+checkpoint: it rewrites the .index file alone (io/tensor_bundle.py), without
+TensorFlow. Reading entries, and renaming a V1 checkpoint's keys, go through
 TensorFlow's own checkpoint reader and SaveV2 (io/tf_runtime.py).
 """
 
@@ -46,13 +48,29 @@ def copy_checkpoint(prefix: Path, new_prefix: Path) -> None:
 
 
 def rename_checkpoint(in_prefix, out_prefix, mapping: Dict[str, str], extra: Optional[Dict[str, object]] = None,
-                      shard_bytes: int = SHARD_BYTES) -> int:
+                      shard_bytes: int = SHARD_BYTES, link: bool = False) -> int:
     """Write checkpoint `out_prefix` holding `in_prefix`'s tensors under new keys.
 
     `mapping` is {old key: new key}; keys it does not name are left out.
-    `extra` adds tensors (e.g. an object graph). Tensors are read one at a
-    time and written in shards of at most `shard_bytes`, merged at the end;
-    the files appear only when complete. Returns the number of tensors.
+    `extra` adds tensors (e.g. an object graph). A V2 checkpoint gets a new
+    index and byte-for-byte copies of its data shards (hard links with
+    `link`), without TensorFlow; a V1 one is streamed through TensorFlow
+    (rename_with_tf, `shard_bytes`). The files appear only when complete.
+    Returns the number of tensors.
+    """
+    if Path(str(in_prefix) + ".index").is_file():
+        from transpiler.io.tensor_bundle import rename_bundle
+
+        return rename_bundle(in_prefix, out_prefix, mapping, extra, link=link)
+    return rename_with_tf(in_prefix, out_prefix, mapping, extra, shard_bytes)
+
+
+def rename_with_tf(in_prefix, out_prefix, mapping: Dict[str, str], extra: Optional[Dict[str, object]] = None,
+                   shard_bytes: int = SHARD_BYTES) -> int:
+    """rename_checkpoint through TensorFlow, for any checkpoint TF reads (V1 included); writes V2.
+
+    Tensors are read one at a time and written in shards of at most
+    `shard_bytes`, merged at the end.
     """
     from transpiler.io.tf_runtime import tf as load_tf
 
