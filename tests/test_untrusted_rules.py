@@ -6,12 +6,26 @@ clear line, quickly: exit 2, one stderr line, no traceback, and the limit
 that refused it is named.
 """
 
+import textwrap
 import time
 
 import pytest
 import yaml
 
-from transpiler.engine import safe_yaml
+from transpiler.engine import safe_yaml, sandbox
+from transpiler.engine.templates import TemplateError, render_nodes, render_strings, render_text
+
+
+#: A rule head every case below completes (MulNoNan: the op of the graph in `model`).
+HEAD = "rules:\n  - id: hostile\n    why: x\n    match: {op: MulNoNan}\n"
+EXAMPLE = "    examples:\n      - inputs: [{dtype: DT_FLOAT, shape: [2]}, {dtype: DT_FLOAT, shape: [2]}]\n" \
+          "        attrs: {T: DT_FLOAT}\n"
+
+
+def decompose(template: str) -> str:
+    """A rule file whose decomposition runs `template` first (indented into the block)."""
+    body = textwrap.indent(template + '\n- {name: "{{ name }}", op: Neg, inputs: ["{{ inputs[0] }}"]}', " " * 6)
+    return HEAD + "    decompose: |\n" + body + "\n" + EXAMPLE
 
 
 def aliases(levels: int, width: int = 10) -> str:
@@ -22,6 +36,22 @@ def aliases(levels: int, width: int = 10) -> str:
 
 
 BOMB = aliases(8)  # 10**9 nodes expanded, 1 KB of text
+
+
+def write(tmp_path, text, name="hostile.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def assert_one_line(result, *fragments):
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tf-transpile: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
 
 
 # ---- YAML -----------------------------------------------------------------------------------------
@@ -47,3 +77,141 @@ def test_bounded_loader_refuses_quickly(text, line, problem):
         safe_yaml.load(text)
     assert time.monotonic() - start < 3
     assert safe_yaml.describe(err.value, text) == (line, problem)
+
+
+# ---- rendering templates ----------------------------------------------------------------------------
+
+#: (id, template, fragment of the error): every one must be refused in well under a second.
+HOSTILE_TEMPLATES = [
+    ("range-1e9", "{% for i in range(10**9) %}x{% endfor %}", "range() of 1000000000 numbers (at most 10000)"),
+    ("nested-loops", "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+     "loops ran more than 10000 iterations"),
+    ("recursive-loop", "{% for x in [[1, [2]], [3]] * 5000 recursive %}{{ loop(x) if x is iterable }}{% endfor %}",
+     "loops ran more than 10000 iterations"),
+    ("lipsum-1e5", "{{ lipsum(10**5) }}", "lipsum() of up to 10000000 words (at most 10000)"),
+    ("string-times-1e10", "{{ 'a' * 10**10 }}", "operator *: more than the 2097152 units of data"),
+    ("list-times-1e10", "{{ [0] * 10**10 }}", "operator *: more than the 2097152 units of data"),
+    ("power", "{{ 2 ** (10**10) }}", "2 ** 10000000000: an integer wider than 4096 bits"),
+    ("repeated-product", "{% set ns = namespace(x=3) %}{% for i in range(100) %}{% set ns.x = ns.x * ns.x %}"
+     "{% endfor %}", "an integer wider than 4096 bits"),
+    ("doubling-concat", "{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+     "{% endfor %}", "~: more than the 2097152 units of data"),
+    ("doubling-list", "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}"
+     "{% endfor %}", "operator +: more than the 2097152 units of data"),
+    ("long-concat", "{% set a = 'x' * 1000000 %}{{ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a }}", "~: more than"),
+    ("join-separators", "{{ range(10000) | join('x' * 10000) }}", "join: more than the 2097152 units of data"),
+    ("replace-method", "{{ ('x' * 1000).replace('x', 'y' * 100000) }}", "replace: more than the 2097152 units"),
+    ("replace-filter", "{{ ('x' * 1000) | replace('x', 'y' * 100000) }}", "replace: more than the 2097152 units"),
+    ("center-method", "{{ 'x'.center(10**9) }}", "center(): 1000000000 is more than 10000"),
+    ("center-filter", "{{ 'x' | center(10**9) }}", "filter center: 1000000000 is more than 10000"),
+    ("slice-filter", "{{ [1] | slice(10**9) | list }}", "filter slice: 1000000000 is more than 10000"),
+    ("sum-of-lists", "{{ [[1]] * 1000 | sum(start=[]) }}", "sum() adds numbers"),
+    ("output", "{% for i in range(10000) %}{{ 'z' * 1000 }}{% endfor %}", "more than 131072 characters of output"),
+    ("macro-output", "{% macro m() %}{% for i in range(10000) %}{{ 'z' * 1000 }}{% endfor %}{% endmacro %}{{ m() }}",
+     "more than the 2097152 units of data"),
+    ("macro-recursion", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "calls nested deeper than 50"),
+    ("str-format", "{{ '{:>999999999}'.format(1) }}", "access to attribute 'format' of 'str' object is unsafe"),
+    ("percent-format", "{{ '%999999999d' % 1 }}", "string formatting with % is not available"),
+    ("format-filter", "{{ '%999999999d' | format(1) }}", "No filter named 'format'"),
+    ("to-bytes", "{{ (1).to_bytes(10**9, 'big') }}", "access to attribute 'to_bytes' of 'int' object is unsafe"),
+    ("mutate-list", "{% set l = [1] %}{{ l.append(l) }}", "access to attribute 'append' of 'list' object is unsafe"),
+    ("security", "{{ ''.__class__.__mro__ }}", "access to attribute '__class__' of 'str' object is unsafe"),
+    ("undefined", "{{ attrs.nope }}", "'dict object' has no attribute 'nope'"),
+    ("overflow", "{{ 10.0 ** 400 }}", "OverflowError"),
+    ("zero-division", "{{ 1 // 0 }}", "ZeroDivisionError: integer division or modulo by zero"),
+    ("type-error", "{{ 1 + 'a' }}", "TypeError: unsupported operand"),
+    ("deep-brackets", "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply (RecursionError)"),
+    ("include", "{% include '/etc/passwd' %}", "cannot load '/etc/passwd': a template may import only macros.j2"),
+]
+TEMPLATE_IDS = [case[0] for case in HOSTILE_TEMPLATES]
+CONTEXT = {"name": "n", "op": "MulNoNan", "inputs": ["x", "y"], "attrs": {"T": "DT_FLOAT"}}
+
+
+@pytest.mark.parametrize("name,template,fragment", HOSTILE_TEMPLATES, ids=TEMPLATE_IDS)
+def test_hostile_template_is_refused_in_well_under_a_second(name, template, fragment):
+    start = time.monotonic()
+    with pytest.raises(TemplateError) as err:
+        render_text(template, CONTEXT)
+    assert time.monotonic() - start < 1, "%s took %.2fs" % (name, time.monotonic() - start)
+    assert fragment in str(err.value) and str(err.value).startswith("template")
+    assert "\n" not in str(err.value)
+
+
+def test_render_strings_turns_every_failure_into_template_error():
+    """refuse reasons and outputs go through render_strings: SecurityError/UndefinedError used to escape."""
+    for template in ("{{ ''.__class__ }}", "{{ nope }}", "{{ x.y }}"):
+        with pytest.raises(TemplateError):
+            render_strings(["{{ name }}", template], CONTEXT)
+
+
+def test_wall_time_cap(monkeypatch):
+    """A render that is slow without making data or looping much stops at the deadline."""
+    monkeypatch.setattr(sandbox, "MAX_SECONDS", 0.2)
+    slow = "{% set s = 'y' * 1000000 %}{% for i in range(10000) %}{{ s.count('z') }}{% endfor %}"
+    start = time.monotonic()
+    with pytest.raises(TemplateError, match="rendering took longer than 0.2s"):
+        render_text(slow, {})
+    assert time.monotonic() - start < 1
+
+
+def test_rendered_yaml_is_bounded_too():
+    """A template can write an alias bomb: the node list is read with the same bounded loader."""
+    with pytest.raises(TemplateError, match="more than 100000 nodes with aliases expanded"):
+        render_nodes(BOMB + "- {name: n, op: Neg, attrs: {x: *l8}}\n", {})
+
+
+@pytest.mark.parametrize("node,fragment", [
+    ("{name: n, op: Neg, attrs: [1]}", "node n: field attrs must be a dict"),
+    ("{name: n, op: Neg, inputs: x}", "node n: field inputs must be a list"),
+    ("{name: n, op: Neg, inputs: [{a: 1}]}", "node n: inputs must be tensor names"),
+    ("{name: n, op: Neg, device: [1]}", "node n: field device must be a str"),
+    ("{name: [n], op: Neg}", "each rendered node needs a name and an op"),
+])
+def test_rendered_nodes_are_type_checked(node, fragment):
+    with pytest.raises(TemplateError, match=fragment):
+        render_nodes("- " + node, {})
+
+
+def test_ordinary_templates_still_render():
+    """What the built-in rules use: namespaces, loops, macros, ~, str methods, filters."""
+    text = render_text("{% set ns = namespace(s='') %}{% for c in 'ab' %}{% set ns.s = ns.s ~ c.upper() %}"
+                       "{{ loop.index }}{{ ',' if not loop.last }}{% endfor %} {{ ns.s }} {{ [2, 1] | sort | join('-') }}"
+                       " {{ 'a b'.replace(' ', '').split(',') | tojson }} {{ (2 ** 10) * 3 }} {{ range(3) | list }}",
+                       {})
+    assert text == "1,2 AB 1-2 [\"ab\"] 3072 [0, 1, 2]"
+
+
+HOSTILE_RULE_TEMPLATES = [(name, template, fragment) for name, template, fragment in HOSTILE_TEMPLATES
+                          if name in ("range-1e9", "lipsum-1e5", "string-times-1e10", "power", "security",
+                                      "undefined", "overflow", "zero-division", "type-error", "macro-recursion")]
+
+
+@pytest.mark.parametrize("action", ["refuse", "decompose"])
+@pytest.mark.parametrize("name,template,fragment", HOSTILE_RULE_TEMPLATES, ids=[c[0] for c in HOSTILE_RULE_TEMPLATES])
+def test_hostile_template_in_a_conversion(cli, tmp_path, model, action, name, template, fragment):
+    text = decompose(template) if action == "decompose" else HEAD + "    refuse: %s\n" % json_string(template)
+    result = cli(model, tmp_path / "out.pbtxt", "--to", "1.12", "--rules", write(tmp_path, text))
+    assert_one_line(result, "rule 'hostile' (", "hostile.yaml:2) on node mul_no_nan: template", fragment)
+    assert not (tmp_path / "out.pbtxt").exists()
+
+
+def json_string(text: str) -> str:
+    """`text` as a YAML (JSON) double-quoted scalar."""
+    import json
+
+    return json.dumps(text)
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A GraphDef with one MulNoNan, which TF 1.12 lacks: user rules for it fire when converting for 1.12."""
+    from transpiler.io.protos import graph_pb2, text_format
+
+    graph = text_format.Parse("""
+        node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }
+        node { name: "y" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }
+        node { name: "mul_no_nan" op: "MulNoNan" input: "x" input: "y" attr { key: "T" value { type: DT_FLOAT } } }
+    """, graph_pb2.GraphDef())
+    path = tmp_path / "graph.pbtxt"
+    path.write_text(text_format.MessageToString(graph))
+    return path
