@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from transpiler.engine import safe_yaml, sandbox
+from transpiler.engine.rule_files import MAX_FILE_BYTES, RuleFileError, load_rule_file
 from transpiler.engine.templates import TemplateError, render_nodes, render_strings, render_text
 
 
@@ -36,6 +37,52 @@ def aliases(levels: int, width: int = 10) -> str:
 
 
 BOMB = aliases(8)  # 10**9 nodes expanded, 1 KB of text
+
+
+#: (name, rule file text, fragment of the one error line)
+BAD_FILES = [
+    ("priority-list", HEAD + "    refuse: r\n    priority: [1]\n", "field 'priority': must be an integer, not a list"),
+    ("priority-nan", HEAD + "    refuse: r\n    priority: .nan\n", "field 'priority': must be an integer, not nan"),
+    ("priority-bool", HEAD + "    refuse: r\n    priority: true\n", "must be an integer, not true or false"),
+    ("family-int", "family: 3\n" + HEAD + "    refuse: r\n", ":1: field 'family': must be a string, not an integer"),
+    ("family-list", "family: [a, b]\n" + HEAD + "    refuse: r\n", "field 'family': must be a string, not a list"),
+    ("id-int", HEAD.replace("id: hostile", "id: 7") + "    refuse: r\n", "field 'id': must be a string"),
+    ("id-newline", HEAD.replace("id: hostile", 'id: "a\\nb"') + "    refuse: r\n", "field 'id': 'a\\nb' does not match"),
+    ("match-key-int", HEAD.replace("{op: MulNoNan}", "{op: MulNoNan, 3: 4}") + "    refuse: r\n",
+     "field 'match.3': a field name must be a string"),
+    ("const-inputs-key", HEAD.replace("{op: MulNoNan}", "{op: MulNoNan, const_inputs: {'²': 1}}") + "    refuse: r\n",
+     "field 'match.const_inputs.²'"),
+    ("when-date", HEAD + "    refuse: r\n    when: {target_before: 2020-01-01}\n", "field 'when.target_before'"),
+    ("when-float", HEAD + "    refuse: r\n    when: {target_before: 1.10}\n", "must be a string, not a number"),
+    ("rules-mapping", "rules: {a: 1}\n", "field 'rules': must be a list, not a mapping"),
+    ("rule-string", "rules: [abc]\n", "field 'rules[0]': each rule is a mapping"),
+    ("examples-tolerance", decompose("").replace("attrs: {T: DT_FLOAT}", "attrs: {T: DT_FLOAT}\n        tolerance: abc"),
+     "field 'examples[0].tolerance': must be a number, not a string"),
+    ("examples-shape", decompose("").replace("shape: [2]}, {", "shape: [100000, 100000]}, {"),
+     "field 'examples[0].inputs[0].shape': more than 1048576 elements"),
+    ("examples-input-field", decompose("").replace("shape: [2]}, {", "shape: [2], valuez: [1, 2]}, {"),
+     "field 'examples[0].inputs[0].valuez': unknown field"),
+    ("outputs-on-refuse", HEAD + "    refuse: r\n    outputs: [a]\n", "field 'outputs': only a decompose rule"),
+    ("python-tag", "rules: !!python/object/apply:os.system [echo]\n", "not valid YAML (could not determine a constructor"),
+    ("control-character", HEAD + '    refuse: "r\\x00"\n'.replace("\\x00", "\x00"),
+     ":5: not valid YAML (special characters are not allowed)"),
+    ("two-documents", "rules: []\n---\nrules: []\n", ":2: not valid YAML"),
+    ("deep-brackets", "rules: " + "[" * 50000 + "]" * 50000 + "\n", ":1: YAML over the limits (nested deeper than 64"),
+    ("alias-bomb-why", BOMB + HEAD.replace("why: x", "why: *l8") + "    refuse: r\n",
+     "YAML over the limits (more than 100000 nodes with aliases expanded)"),
+    ("alias-bomb-match", BOMB + HEAD.replace("{op: MulNoNan}", "{op: MulNoNan, attrs: {T: *l8}}") + "    refuse: r\n",
+     "more than 100000 nodes with aliases expanded"),
+    ("alias-bomb-examples", BOMB + decompose("").replace("attrs: {T: DT_FLOAT}", "attrs: {T: *l8}"),
+     "more than 100000 nodes with aliases expanded"),
+    ("merge-key-bomb", "a: &a {k0: 1, k1: 1, k2: 1, k3: 1, k4: 1, k5: 1, k6: 1, k7: 1, k8: 1, k9: 1}\n"
+     + "".join("m%d: &m%d {<<: [%s]}\n" % (i, i, ", ".join(["*" + ("a" if i == 0 else "m%d" % (i - 1))] * 10))
+               for i in range(8)) + HEAD + "    refuse: r\n", "more than 100000 nodes with aliases expanded"),
+    ("recursive-alias", HEAD.replace("{op: MulNoNan}", "&m {op: MulNoNan, attrs: {T: *m}}") + "    refuse: r\n",
+     "an alias refers to its own anchor"),
+    ("template-deep-brackets", HEAD + '    refuse: "{{ ' + "(" * 5000 + "1" + ")" * 5000 + ' }}"\n',
+     "field 'refuse': template cannot be parsed: nested too deeply"),
+    ("template-syntax", HEAD + "    refuse: '{{ x '\n", "field 'refuse': template line 1"),
+]
 
 
 def write(tmp_path, text, name="hostile.yaml"):
@@ -77,6 +124,47 @@ def test_bounded_loader_refuses_quickly(text, line, problem):
         safe_yaml.load(text)
     assert time.monotonic() - start < 3
     assert safe_yaml.describe(err.value, text) == (line, problem)
+
+
+# ---- loading rule files --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,text,fragment", BAD_FILES, ids=[case[0] for case in BAD_FILES])
+def test_hostile_rule_file_is_one_line_error(tmp_path, name, text, fragment):
+    start = time.monotonic()
+    with pytest.raises(RuleFileError) as err:
+        load_rule_file(write(tmp_path, text))
+    assert time.monotonic() - start < 2
+    assert fragment in str(err.value) and "hostile.yaml:" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_non_utf8_rule_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes((HEAD + "    refuse: 'caf\xe9'\n").encode("latin-1"))
+    with pytest.raises(RuleFileError, match=r"latin1.yaml:5: not UTF-8 \(byte 0xe9\)"):
+        load_rule_file(path)
+
+
+def test_rule_file_over_the_size_bound(tmp_path):
+    path = write(tmp_path, "# " + "x" * MAX_FILE_BYTES + "\n" + HEAD + "    refuse: r\n")
+    with pytest.raises(RuleFileError, match="larger than %d bytes" % MAX_FILE_BYTES):
+        load_rule_file(path)
+
+
+def test_families_of_mixed_types_cannot_reach_the_sort(tmp_path):
+    """load_rules sorts by (priority, family, id): every one is type-checked first."""
+    from transpiler.engine.rule_files import load_rules
+
+    good = write(tmp_path, "family: a\n" + HEAD + "    refuse: r\n", "good.yaml")
+    bad = write(tmp_path, "family: 1\n" + HEAD.replace("hostile", "other") + "    refuse: r\n", "bad.yaml")
+    with pytest.raises(RuleFileError, match="bad.yaml:1: field 'family': must be a string"):
+        load_rules([good, bad])
+
+
+def test_rule_in_a_conversion_is_checked_before_anything_runs(cli, tmp_path, model):
+    result = cli(model, tmp_path / "out.pbtxt", "--to", "1.12", "--rules", write(tmp_path, BAD_FILES[1][1]))
+    assert_one_line(result, "hostile.yaml:6: rule 'hostile': field 'priority': must be an integer, not nan")
+    assert not (tmp_path / "out.pbtxt").exists()
 
 
 # ---- rendering templates ----------------------------------------------------------------------------
