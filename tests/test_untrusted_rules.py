@@ -151,6 +151,26 @@ def test_rule_file_over_the_size_bound(tmp_path):
         load_rule_file(path)
 
 
+@pytest.mark.parametrize("name,text,fragment", BAD_FILES, ids=[case[0] for case in BAD_FILES])
+def test_hostile_rule_file_on_rules_check(cli, tmp_path, name, text, fragment):
+    assert_one_line(cli("rules", "check", write(tmp_path, text)), fragment, "hostile.yaml:")
+
+
+def test_non_utf8_and_oversized_rule_files_on_rules_check(cli, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes((HEAD + "    refuse: 'caf\xe9'\n").encode("latin-1"))
+    assert_one_line(cli("rules", "check", path), "latin1.yaml:5: not UTF-8")
+    path = write(tmp_path, "# " + "x" * MAX_FILE_BYTES + "\n" + HEAD + "    refuse: r\n")
+    assert_one_line(cli("rules", "check", path), "larger than %d bytes" % MAX_FILE_BYTES)
+
+
+def test_findings_against_the_opset_data_are_listed_with_exit_1(cli, tmp_path):
+    """A file that loads and renders, but names an op no release has: a finding, not an error."""
+    result = cli("rules", "check", write(tmp_path, HEAD.replace("MulNoNan", "NoSuchOp") + "    refuse: r\n"))
+    assert result.returncode == 1 and not result.stderr
+    assert "hostile.yaml:2: rule 'hostile': field 'match.op'" in result.stdout and "1 problem(s)" in result.stdout
+
+
 def test_families_of_mixed_types_cannot_reach_the_sort(tmp_path):
     """load_rules sorts by (priority, family, id): every one is type-checked first."""
     from transpiler.engine.rule_files import load_rules
@@ -281,6 +301,23 @@ def test_hostile_template_in_a_conversion(cli, tmp_path, model, action, name, te
     result = cli(model, tmp_path / "out.pbtxt", "--to", "1.12", "--rules", write(tmp_path, text))
     assert_one_line(result, "rule 'hostile' (", "hostile.yaml:2) on node mul_no_nan: template", fragment)
     assert not (tmp_path / "out.pbtxt").exists()
+
+
+@pytest.mark.parametrize("name,template,fragment", HOSTILE_RULE_TEMPLATES, ids=[c[0] for c in HOSTILE_RULE_TEMPLATES])
+def test_hostile_template_on_rules_check(cli, tmp_path, name, template, fragment):
+    """`rules check` renders each template on the rule's examples."""
+    result = cli("rules", "check", write(tmp_path, decompose(template)))
+    assert_one_line(result, "hostile.yaml:2: rule 'hostile': field 'decompose' (example 0): template", fragment)
+
+
+@pytest.mark.parametrize("field,text", [
+    ("refuse", HEAD + "    refuse: \"{{ ''.__class__ }}\"\n" + EXAMPLE),
+    ("outputs[1]", decompose("") + "    outputs: [\"{{ name }}\", \"{{ range(10**9) }}\"]\n"),
+    ("outputs", decompose("") + "    outputs: \"{{ nope }}\"\n"),
+])
+def test_every_template_of_a_rule_is_rendered_by_rules_check(cli, tmp_path, field, text):
+    result = cli("rules", "check", write(tmp_path, text))
+    assert_one_line(result, "rule 'hostile': field '%s' (example 0): template" % field)
 
 
 def json_string(text: str) -> str:
