@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from transpiler.engine import RuleError, safe_yaml
+from transpiler.engine.builtin import builtin_rules_dir
 
 ACTIONS = ("rename", "decompose", "strip_default_attrs", "refuse")
 
@@ -293,17 +294,6 @@ def _no_duplicate_ids(rules: List[Rule], where: _Where) -> None:
         if rule.id in seen:
             raise where.fail("id", "duplicate rule id '%s'" % rule.id, int(rule.source.rpartition(":")[2]))
         seen.add(rule.id)
-
-
-def builtin_rules_dir() -> Path:
-    """Where the shipped rules (and their macros.j2) are: package data, or rules/ in a checkout."""
-    try:
-        root = Path(str(resources.files("transpiler.builtin_rules")))
-        if any(root.glob("*.yaml")):
-            return root
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[2] / "rules"  # transpiler/engine/rule_files.py -> rules/
 
 
 def builtin_rule_files() -> List[Path]:

@@ -70,9 +70,9 @@ _UNSIZED_METHODS = {str: {"format", "format_map", "join", "expandtabs", "transla
 _UNSIZED_FILTERS = {"format", "indent", "wordwrap"}
 #: Filters with an int argument sizing their result (width, item or slice count).
 _INT_SIZED_FILTERS = {"center", "batch", "slice", "truncate"}
-#: Objects whose methods a template may call (besides str/bytes/int, minus the methods above).
 #: Types size() counts without looking inside (ints by digits).
 _SCALARS = frozenset({int, float, bool, type(None)})
+#: Objects whose methods a template may call (minus the methods above).
 _METHOD_OWNERS = (str, bytes, int, float, list, tuple, dict, Namespace, LoopContext, Cycler, TemplateModule,
                   TemplateReference)
 

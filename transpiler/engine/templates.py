@@ -28,6 +28,7 @@ import jinja2
 import yaml
 
 from transpiler.engine import RuleError, safe_yaml
+from transpiler.engine.builtin import builtin_rules_dir
 from transpiler.engine.sandbox import LimitedSandbox
 
 #: The shared macros a template may import, by name: nothing else is loadable.
@@ -37,8 +38,6 @@ MACRO_FILES = ("macros.j2",)
 def _load_macros(name: str) -> Optional[str]:
     if name not in MACRO_FILES:
         return None  # jinja2 then raises TemplateNotFound
-    from transpiler.engine.rule_files import builtin_rules_dir
-
     return (builtin_rules_dir() / name).read_text()
 
 
