@@ -273,3 +273,77 @@ def test_disable_copy_on_read_becomes_noop_for_old_targets():
     SaveOnlyOps().run(ir, context_for(OPSET_18))
     assert fn["d"].op == "NoOp" and fn.inputs("d") == [] and fn.control_inputs("read") == ["d"]
     assert fn.nx.nodes["r"]["node"].op == ARG_OP
+
+
+# ---------------------------------------------------------------------------
+# recursive function libraries are refused before anything is inlined (issue 13)
+
+
+def _calling(name, target, how):
+    """Function `name`(a) returning what `target` returns for a: through a call op's `f` attr, or directly."""
+    if how == "direct":
+        call = _node("call", target, ["a"])
+    else:
+        call = _node("call", how, ["a"], f=("func", target), Tin=("list(type)", ["DT_FLOAT"]),
+                     Tout=("list(type)", ["DT_FLOAT"]))
+    return _function(name, ["a"], [call], {"out": "call:output:0"})
+
+
+def _recursive_graph(library, how):
+    """A graph calling `library[0]`'s function; each function calls the next one, the last the first."""
+    gd = graph_pb2.GraphDef()
+    gd.node.add().CopyFrom(_node("x", "Placeholder", dtype=("type", "DT_FLOAT")))
+    gd.node.add().CopyFrom(_node("y", "StatefulPartitionedCall", ["x"], f=("func", library[0]),
+                                 Tin=("list(type)", ["DT_FLOAT"]), Tout=("list(type)", ["DT_FLOAT"])))
+    for name, target in zip(library, library[1:] + library[:1]):
+        gd.library.function.add().CopyFrom(_calling(name, target, how))
+    return gd
+
+
+@pytest.mark.parametrize("how", ["StatefulPartitionedCall", "PartitionedCall", "direct"])
+@pytest.mark.parametrize("library", [["f"], ["f", "g"], ["f", "g", "h"]], ids=["f-f", "f-g-f", "f-g-h-f"])
+def test_recursive_functions_are_refused_naming_them(library, how):
+    import time
+
+    from transpiler.passes.inliner import InliningError
+
+    ir = lift(_recursive_graph(library, how))
+    start = time.monotonic()
+    with pytest.raises(InliningError) as err:
+        InlineCalls(force=True).run(ir, context_for(OPSET_18))
+    assert time.monotonic() - start < 1
+    assert str(err.value) == "recursive functions cannot be inlined: " + " -> ".join(library + library[:1])
+    assert ir["y"].op == "StatefulPartitionedCall", "refused before anything was inlined"
+
+
+def test_recursion_through_a_branch_function_is_refused():
+    """f's If takes g as its then-branch and g calls f: lowering would inline that forever too."""
+    from transpiler.passes.inliner import InliningError, check_no_recursion
+
+    gd = _recursive_graph(["f", "g"], "PartitionedCall")
+    f = gd.library.function[0]
+    f.node_def[0].CopyFrom(_node("call", "If", ["a", "a"], then_branch=("func", "g"), else_branch=("func", "g"),
+                                 Tcond=("type", "DT_FLOAT"), Tin=("list(type)", ["DT_FLOAT"]),
+                                 Tout=("list(type)", ["DT_FLOAT"])))
+    with pytest.raises(InliningError, match="f -> g -> f"):
+        check_no_recursion(lift(gd))
+
+
+def test_unreachable_recursion_and_plain_libraries_pass():
+    from transpiler.passes.inliner import check_no_recursion
+
+    gd = hand_built()
+    gd.library.function.add().CopyFrom(_calling("lonely", "lonely", "direct"))  # nothing calls it
+    check_no_recursion(lift(gd))
+    InlineCalls(force=True).run(lift(gd), context_for(OPSET_18))
+
+
+def test_recursive_model_on_the_cli_is_one_line(cli, tmp_path):
+    from transpiler.io.protos import text_format
+
+    path = tmp_path / "recursive.pbtxt"
+    path.write_text(text_format.MessageToString(_recursive_graph(["f", "g"], "PartitionedCall")))
+    result = cli(path, tmp_path / "out.pbtxt", "--to", "1.8")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == ["tf-transpile: error: recursive functions cannot be inlined: f -> g -> f"]
+    assert not (tmp_path / "out.pbtxt").exists()

@@ -122,3 +122,75 @@ def test_unique_name_and_topological_order(small):
 
 def test_lowering_is_deterministic(small):
     assert small.lower().SerializeToString(deterministic=True) == small.lower().SerializeToString(deterministic=True)
+
+
+# ---- values read out of the graph never materialise a huge tensor (issue 13) -------------------------
+
+def _claiming_const(shape, **content):
+    """`x` * Const `c` (DT_FLOAT) whose TensorProto claims `shape` but holds only `content`."""
+    from transpiler.io.protos import tensor_pb2
+
+    graph = text_format.Parse("""
+        node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }
+        node { name: "c" op: "Const" attr { key: "dtype" value { type: DT_FLOAT } } }
+        node { name: "mul_no_nan" op: "MulNoNan" input: "x" input: "c" attr { key: "T" value { type: DT_FLOAT } } }
+    """, graph_pb2.GraphDef())
+    tensor = tensor_pb2.TensorProto(dtype=1, **content)
+    for size in shape:
+        tensor.tensor_shape.dim.add().size = size
+    graph.node[1].attr["value"].tensor.CopyFrom(tensor)
+    return lift(graph)
+
+
+@pytest.mark.parametrize("content", [{"float_val": [1.0]}, {"tensor_content": b"\0\0\x80?"}],
+                         ids=["float_val", "tensor_content"])
+def test_const_claiming_2_31_elements_is_not_materialised(content):
+    import time
+    import tracemalloc
+
+    from transpiler.ir.values import const_value, tensor_value
+
+    ir = _claiming_const([2 ** 31], **content)
+    tracemalloc.start()
+    start = time.monotonic()
+    assert const_value(ir, Tensor("c", 0)) is None
+    assert tensor_value(ir["c"].attrs["value"].tensor) is None
+    assert time.monotonic() - start < 0.5
+    assert tracemalloc.get_traced_memory()[1] < 1 << 20  # peak well under a megabyte, not 8 GiB
+    tracemalloc.stop()
+    assert const_value(_claiming_const([2, 2], **content), Tensor("c", 0)) == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def test_const_with_a_huge_product_of_dims_is_not_materialised():
+    from transpiler.ir.values import const_value
+
+    assert const_value(_claiming_const([2 ** 31, 2 ** 31, 2 ** 31], float_val=[1.0]), Tensor("c", 0)) is None
+    assert const_value(_claiming_const([-1, 4], float_val=[1.0]), Tensor("c", 0)) is None
+
+
+def test_stored_values_are_bounded_too(monkeypatch):
+    """tensor_content, repeated fields and string lists longer than the bound are not decoded."""
+    from transpiler.ir import values
+    from transpiler.ir.attrs import make_tensor
+
+    monkeypatch.setattr(values, "MAX_ELEMENTS", 8)
+    assert values.tensor_value(make_tensor({"dtype": "DT_FLOAT", "shape": [8], "values": [1.0] * 8})) == [1.0] * 8
+    fat = _claiming_const([4], tensor_content=b"\0" * 4 * 9)
+    assert values.tensor_value(fat["c"].attrs["value"].tensor) is None
+    assert values.tensor_value(make_tensor({"dtype": "DT_INT32", "shape": [], "values": list(range(9))})) is None
+    assert values.tensor_value(make_tensor({"dtype": "DT_STRING", "shape": [], "values": ["a"] * 9})) is None
+    monkeypatch.setattr(values, "MAX_STRING_BYTES", 4)
+    assert values.tensor_value(make_tensor({"dtype": "DT_STRING", "shape": [1], "values": ["hello"]})) is None
+
+
+def test_rule_templates_see_no_value_for_a_huge_const():
+    """`const(i)` and match.const_inputs ask values.py: the claimed 2**31 elements are never made."""
+    from transpiler.engine.rule_files import Rule
+    from transpiler.engine.rule_pass import RulePass
+    from transpiler.knowledge.releases import catalog
+
+    matching = Rule("by-value", "f", "", {"op": "MulNoNan", "const_inputs": {1: 1.0}}, {}, "refuse", "by value")
+    reading = Rule("reads-const", "f", "", {"op": "MulNoNan"}, {}, "refuse", "const is {{ const(1) }}")
+    rules = RulePass([matching, reading], catalog().opset("1.12"))
+    rules(_claiming_const([2 ** 31], float_val=[1.0]))
+    assert rules.refused == {(None, "mul_no_nan"): "refused by rule 'reads-const': const is None"}

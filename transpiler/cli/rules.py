@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, List
 
+from transpiler.errors import TranspileError
 from transpiler.knowledge.releases import Catalog, catalog
 from transpiler.engine.rule_pass import RulePass
-from transpiler.engine.rule_files import Rule, load_rule_file, load_rules
-from transpiler.engine.templates import TemplateError
+from transpiler.engine.rule_files import Rule, RuleFileError, load_rule_file, load_rules
+from transpiler.engine.templates import TemplateError, render, render_nodes, render_text
 
 
 def list_rules(args) -> int:
@@ -43,6 +44,8 @@ def stripped_attrs(cat: Catalog, release: str) -> Iterator[tuple]:
 
 
 def check_rules(args) -> int:
+    """Lint every file: a file that cannot be used stops the check (RuleFileError: one line, exit 2);
+    findings against the opset data are listed (exit 1)."""
     problems = [p for path in args.files for p in lint_file(path)]
     for problem in problems:
         print(problem)
@@ -51,13 +54,9 @@ def check_rules(args) -> int:
 
 
 def lint_file(path: Path) -> List[str]:
-    """Schema problems stop at the first; then every op/attr a rule names is checked against the opset data."""
-    from transpiler.errors import TranspileError
-
-    try:
-        rules = load_rule_file(path)
-    except TranspileError as exc:
-        return [str(exc)]
+    """Findings against the opset data for every rule of `path` (ops and attrs it names, ops its
+    templates emit). Raises RuleFileError when the file does not load or a template fails on an example."""
+    rules = load_rule_file(path)
     return ["%s: rule '%s': %s" % (rule.source, rule.id, msg) for rule in rules for msg in lint_rule(rule, catalog())]
 
 
@@ -68,8 +67,6 @@ def lint_rule(rule: Rule, cat: Catalog) -> Iterator[str]:
     ops += [str(v).partition(".")[0] for k, v in rule.when.items()
             if k in ("target_lacks_op", "target_has_op", "target_lacks_attr")]
     if "target_before" in rule.when:
-        from transpiler.errors import TranspileError
-
         try:
             cat.resolve(str(rule.when["target_before"]))
         except TranspileError as exc:
@@ -83,16 +80,16 @@ def lint_rule(rule: Rule, cat: Catalog) -> Iterator[str]:
         for attr in list((rule.match.get("attrs") or {})) + list(rule.match.get("default_attrs") or []):
             if attr not in names:
                 yield "field 'match.attrs': op %s has no attr '%s'" % (rule.op, attr)
-    if rule.action == "decompose":
-        yield from _lint_template(rule, cat)
+    yield from _lint_templates(rule, cat)
 
 
-def _lint_template(rule: Rule, cat: Catalog) -> Iterator[str]:
-    """Render the template on each example and check the ops it emits exist somewhere."""
+def _lint_templates(rule: Rule, cat: Catalog) -> Iterator[str]:
+    """Render every template of the rule on each example: a template that fails is a RuleFileError;
+    the ops a decomposition emits must exist somewhere."""
     from transpiler.engine.examples import build_example, target_for
     from transpiler.ir.graph import lift
 
-    for index, example in enumerate(rule.examples):
+    for index, example in enumerate(rule.examples if rule.templates() else []):
         options = example.get("options")
         release = example.get("target") or target_for(rule, cat, [rule], options)
         if release is None:
@@ -102,15 +99,23 @@ def _lint_template(rule: Rule, cat: Catalog) -> Iterator[str]:
         try:
             graph_def, _ = build_example(rule, example, rules, None, sample=False)
             ir = lift(graph_def)
-            from transpiler.engine.templates import render_nodes
-
-            specs = render_nodes(rule.spec, rules.template_context(ir, ir["subject"]))
-        except (TemplateError, KeyError, ValueError) as exc:
-            yield "field 'decompose' (example %d): %s" % (index, exc)
+        except (TranspileError, KeyError, ValueError) as exc:
+            yield "field 'examples[%d]': cannot build the example: %s" % (index, exc)
             continue
-        for spec in specs:
-            if cat.last_release(spec.op) is None:
-                yield "field 'decompose' (example %d): emits unknown op %s" % (index, spec.op)
+        context = rules.template_context(ir, ir["subject"])
+        for field, source in rule.templates():
+            try:
+                rendered = _RENDER.get(field, render_text)(source, context)
+            except TemplateError as exc:
+                raise RuleFileError("%s: rule '%s': field '%s' (example %d): %s"
+                                    % (rule.source, rule.id, field, index, exc)) from None
+            for spec in rendered if field == "decompose" else []:
+                if cat.last_release(spec.op) is None:
+                    yield "field 'decompose' (example %d): emits unknown op %s" % (index, spec.op)
+
+
+#: How each template field renders (the others, refuse and outputs[i], are plain text).
+_RENDER = {"decompose": render_nodes, "outputs": render}
 
 
 def test_rules(args) -> int:

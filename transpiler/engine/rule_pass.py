@@ -14,6 +14,7 @@ import collections
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
+from transpiler.engine import RuleError
 from transpiler.errors import TranspileError
 from transpiler.io.protos import op_def_pb2
 from transpiler.ir.attrs import AttrError, make_attr, plain
@@ -41,7 +42,7 @@ class Firing:
     detail: str = ""
 
 
-class RuleApplicationError(TranspileError):
+class RuleApplicationError(RuleError):
     """A rule that is broken for a node it matched (a bug in the rule, not the model)."""
 
 
@@ -121,7 +122,7 @@ class RulePass:
             op, name = node.op, node.name
             try:
                 detail = getattr(self, "_do_" + rule.action)(rule, graph, node, function)
-            except (AttrError, TemplateError) as exc:
+            except (ValueError, LookupError) as exc:  # TemplateError, AttrError; a bad tensor name or port
                 raise RuleApplicationError("rule '%s' (%s) on node %s: %s" % (rule.id, rule.source, name, exc)) from None
             if detail is not None:
                 self.fired.append(Firing(rule.id, name, op, function, detail))

@@ -5,13 +5,25 @@ No TF runtime: TensorProtos are decoded with numpy.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from transpiler.ir.attrs import plain
 from transpiler.ir.graph import Graph, Node, Tensor
 
-#: A Const stored as fewer values than its shape holds is expanded only up to this size.
-MAX_FILLED_ELEMENTS = 1 << 22
+#: Elements a value read out of the graph may have: a question about the graph never materialises a
+#: huge tensor (a Const may claim any shape; TF repeats its last value to fill it).
+MAX_ELEMENTS = 1 << 22
+#: Bytes of the strings of one DT_STRING tensor read out of the graph.
+MAX_STRING_BYTES = 1 << 24
+
+#: numpy dtype of each plain TF dtype.
+_NP_TYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_INT32": "int32", "DT_INT64": "int64",
+             "DT_INT16": "int16", "DT_INT8": "int8", "DT_UINT8": "uint8", "DT_UINT16": "uint16",
+             "DT_UINT32": "uint32", "DT_UINT64": "uint64", "DT_BOOL": "bool", "DT_HALF": "float16"}
+#: The TensorProto field of each dtype's values (int_val for the rest).
+_FIELDS = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT64": "int64_val", "DT_BOOL": "bool_val",
+           "DT_UINT32": "uint32_val", "DT_UINT64": "uint64_val", "DT_HALF": "half_val"}
 
 
 def producer(graph: Graph, tensor: Tensor) -> Optional[Node]:
@@ -51,41 +63,50 @@ def known_shape(graph: Graph, tensor: Tensor) -> Optional[list]:
 
 
 def tensor_value(proto):
-    """TensorProto -> plain Python value (numbers, str for decodable strings), no TF runtime."""
+    """TensorProto -> plain Python value (numbers, str for decodable strings), no TF runtime.
+
+    None when the dtype is not a plain number, bool or string, when the proto holds no values for a
+    non-empty shape, or when the shape or the stored values exceed MAX_ELEMENTS (MAX_STRING_BYTES).
+    """
     import numpy as np
 
     from transpiler.ir.attrs import dtype_name
 
     name = dtype_name(proto.dtype)
     shape = [d.size for d in proto.tensor_shape.dim]
-    count = int(np.prod(shape)) if shape else 1
-    np_types = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_INT32": np.int32, "DT_INT64": np.int64,
-                "DT_INT16": np.int16, "DT_INT8": np.int8, "DT_UINT8": np.uint8, "DT_UINT16": np.uint16,
-                "DT_UINT32": np.uint32, "DT_UINT64": np.uint64, "DT_BOOL": np.bool_, "DT_HALF": np.float16}
-    fields = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT64": "int64_val", "DT_BOOL": "bool_val",
-              "DT_UINT32": "uint32_val", "DT_UINT64": "uint64_val", "DT_HALF": "half_val"}
-    if name == "DT_STRING":
-        values = [_text(v) for v in proto.string_val]
-        array = np.empty(len(values), dtype=object)
-        array[:] = values
-    elif name in np_types:
-        dtype = np_types[name]
-        if proto.tensor_content:
-            array = np.frombuffer(proto.tensor_content, dtype=dtype)
-        elif name == "DT_HALF":
-            array = np.array(list(proto.half_val), dtype=np.uint16).view(np.float16)
-        else:
-            array = np.array(list(getattr(proto, fields.get(name, "int_val"))), dtype=dtype)
-    else:
+    count = math.prod(shape)  # Python ints: a claimed 2**31 x 2**31 does not overflow
+    if count > MAX_ELEMENTS or min(shape, default=0) < 0 or (name not in _NP_TYPES and name != "DT_STRING"):
         return None
-    if array.size == 0 and count:
+    array = _stored_values(proto, name)
+    if array is None or array.size > count or (array.size == 0 and count):
         return None
     if array.size != count:  # TF repeats the last value to fill the shape
-        if count > MAX_FILLED_ELEMENTS:
-            return None  # a question about the graph never materialises a huge tensor
         array = np.concatenate([array, np.repeat(array[-1:], count - array.size)]) if array.size else array
     array = array.reshape(shape)
     return array.tolist() if shape else array.reshape(-1)[0].item() if array.dtype != object else array.reshape(-1)[0]
+
+
+def _stored_values(proto, name: str):
+    """The values `proto` stores, as a flat numpy array, or None when there are more than MAX_ELEMENTS."""
+    import numpy as np
+
+    if name == "DT_STRING":
+        if len(proto.string_val) > MAX_ELEMENTS or sum(map(len, proto.string_val)) > MAX_STRING_BYTES:
+            return None
+        array = np.empty(len(proto.string_val), dtype=object)
+        array[:] = [_text(v) for v in proto.string_val]
+        return array
+    dtype = np.dtype(_NP_TYPES[name])
+    if proto.tensor_content:
+        if len(proto.tensor_content) > MAX_ELEMENTS * dtype.itemsize:
+            return None
+        return np.frombuffer(proto.tensor_content, dtype=dtype)
+    field = getattr(proto, _FIELDS.get(name, "int_val"))
+    if len(field) > MAX_ELEMENTS:
+        return None
+    if name == "DT_HALF":
+        return np.array(list(field), dtype=np.uint16).view(np.float16)
+    return np.array(list(field), dtype=dtype)
 
 
 def _text(value: bytes):

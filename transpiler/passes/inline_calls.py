@@ -18,9 +18,9 @@ from transpiler.ir.graph import Graph, GraphDefIR
 from transpiler.knowledge.releases import Opset
 from transpiler.passes.base import Context, Pass, PassLog
 from transpiler.passes.functional import CALL_OPS, lowering_required, target_rejects
-from transpiler.passes.inliner import InliningError, callee, inline_call, prune_functions
+from transpiler.passes.inliner import InliningError, callee, check_no_recursion, inline_call, prune_functions
 
-#: A guard against recursive functions.
+#: A guard against call trees too big to inline (recursion is refused before: check_no_recursion).
 MAX_INLINED_CALLS = 100000
 
 
@@ -60,6 +60,7 @@ class InlineCalls(Pass):
         keep = self.keep if self.keep is not None else saved_object_functions(ctx.meta_graph, ctx.opset)
         if not self.needed(ir, ctx.opset):
             return self.log
+        check_no_recursion(ir, keep)  # f -> g -> f would inline forever
         self.inline_graph(ir, ir, None)
         self.pruned += prune_functions(ir, keep)
         for name in sorted(ir.functions):
@@ -87,7 +88,7 @@ class InlineCalls(Pass):
                 self.log.firings.append(Firing("inline-function-call", name, op, where, "inlined " + function))
                 count += 1
                 if count > MAX_INLINED_CALLS:
-                    raise InliningError("more than %d calls inlined in %s: recursive functions?"
+                    raise InliningError("more than %d calls inlined in %s"
                                         % (MAX_INLINED_CALLS, where or "the graph"))
 
 

@@ -18,13 +18,16 @@ following TF's inline_function_utils.cc:
 * a body node without a device takes the call's device; ``_class`` colocation
   names follow the renaming.
 
-It also answers which functions the graph still references, and prunes the rest.
+It also answers which functions the graph still references, and prunes the rest,
+and refuses recursive functions before anything is inlined (check_no_recursion).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Dict, Iterable, List, Optional, Set
+
+import networkx as nx
 
 from transpiler.errors import TranspileError
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
@@ -35,7 +38,7 @@ from transpiler.passes.functional import CALL_OPS, attr_functions
 
 
 class InliningError(TranspileError):
-    """A call that cannot be inlined (polymorphic or unknown callee)."""
+    """A call that cannot be inlined (polymorphic, unknown or recursive callee)."""
 
 
 @dataclasses.dataclass
@@ -78,6 +81,23 @@ def referenced_functions(ir: GraphDefIR, roots: Iterable[str] = ()) -> Set[str]:
         if name in gradients:
             todo.append(gradients[name])
     return seen
+
+
+def check_no_recursion(ir: GraphDefIR, roots: Iterable[str] = ()) -> None:
+    """Raise InliningError naming the functions when one reachable from the top graph (or `roots`) runs
+    itself, directly or through others: inlining would never end. Edges are calls (call ops' `f`,
+    direct calls) and every func attr (If/While bodies are inlined when lowered)."""
+    calls = nx.DiGraph()
+    for name, fn in ir.functions.items():
+        calls.add_edges_from((name, used) for used in _functions_used_by(ir, fn) if used in ir.functions)
+    sources = sorted({f for f in list(_functions_used_by(ir, ir)) + list(roots) if f in calls})
+    try:
+        cycle = nx.find_cycle(calls, source=sources) if sources else []
+    except nx.NetworkXNoCycle:
+        return
+    if cycle:
+        names = [caller for caller, _ in cycle] + [cycle[0][0]]
+        raise InliningError("recursive functions cannot be inlined: %s" % " -> ".join(names))
 
 
 def _functions_used_by(ir: GraphDefIR, graph: Graph) -> Iterable[str]:
