@@ -698,8 +698,14 @@ def _converted(mi, units, release, out, tmp, conv):
         conv["form_error"] = "OUT %s is %s, not %s" % (os.path.basename(out), actual, what)
         if _is_saved_model_dir(out):
             kind = "saved_model"
+        elif os.path.isdir(out) and mi.kind == "meta_graph":
+            metas = sorted(f for f in os.listdir(out) if f.endswith(".meta"))
+            if len(metas) == 1:
+                # a directory holding the .meta and its checkpoint: load that
+                path = os.path.join(out, metas[0])
+                conv["inner"] = os.path.basename(out) + "/" + metas[0]
     if kind == "meta_graph":
-        ckpt = checkpoint_beside(out)
+        ckpt = checkpoint_beside(path)
         conv["checkpoint"] = os.path.basename(ckpt) if ckpt else None
     conv["check_out"] = check_model(out, release, tmp, None)
     results = []
@@ -834,6 +840,14 @@ def _verdicts(rec, units, a):
             note = ("; as a SavedModel it does not load: %s" % r["error"] if not r["loaded"] else
                     "; as a SavedModel it loads, %d/%d signature(s) run and match"
                     % (sum(fb_steps.values()), len(fb_steps)))
+            for f in failures:
+                if f["stage"] == "form":
+                    f["error"] += note
+        if conv.get("inner"):
+            n_ok = sum(1 for v in step_results.values() if v)
+            note = ("; the %s inside %s (%d/%d step(s) run and match)"
+                    % (conv["inner"], "loads" if conv["loaded"] else "does not load",
+                       n_ok, len(step_results)))
             for f in failures:
                 if f["stage"] == "form":
                     f["error"] += note
