@@ -41,9 +41,11 @@ def _log(msg):
 def run(models, releases, jobs, keep=None):
     pairs = [(m, r) for m in models for r in releases]
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:
-        # units first (host protos), then every as-is run, then conversions:
-        # a conversion compares with as-is results of other releases
-        list(ex.map(cm.units_of, models))
+        # units first, serially (importing TensorFlow from two threads at once
+        # deadlocks); then every as-is run, then conversions: a conversion
+        # compares with as-is results of other releases
+        for m in models:
+            cm.units_of(m)
         futs = {ex.submit(cm.as_is, m, r): (m, r) for m, r in pairs}
         for i, f in enumerate(concurrent.futures.as_completed(futs), 1):
             m, r = futs[f]
