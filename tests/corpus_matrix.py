@@ -422,12 +422,23 @@ def model_units(name: str) -> List[Unit]:
 # ---------------------------------------------------------------------------
 # running
 
+_NOISE = ("Detected at node", "Node:", "File ", "defined at", "Original stack", "[[", "Caused by")
+
+
 def first_line(text) -> str:
-    for line in str(text).strip().splitlines():
-        line = line.strip()
-        if line:
-            return line[:400]
-    return ""
+    """The first line of an error; when that line only introduces the cause
+    ("... Original error:", TF 2's "Graph execution error:"), the cause's
+    first line is appended."""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if first.endswith(("Original error:", "Graph execution error:")):
+        for ln in lines[1:]:
+            if not ln.startswith(_NOISE):
+                first = "%s ... %s" % (first, ln)
+                break
+    return first[:400]
 
 
 def _plan(kind, path, unit, checkpoint=None, encoding=None):
@@ -888,6 +899,9 @@ def _verdicts(rec, units, a):
     if rc == 0 and co.get("blocks"):
         rec["check_disagrees"].append("convert exit 0 but check OUT: " + co.get("summary", ""))
     ci = rec.get("check_in") or {}
+    if ci.get("exit") == 0 and rc == 1:
+        rec["check_disagrees"].append("check IN says nothing blocks, but convert refuses: %s"
+                                      % rec["convert"]["last_line"])
     if ci.get("exit") == 0 and not a["any_loaded"]:
         rec["check_disagrees"].append("check IN says nothing blocks, but as-is: %s" % a["error"])
     if ci.get("blocks") and a["complete"]:
