@@ -117,6 +117,46 @@ def failure_lines(records):
     return out
 
 
+def header(a, argv, elapsed):
+    cmd = "PYTHONPATH=. python3 tools/corpus_matrix.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    return ("# Corpus matrix: tf-transpile never worse than its input?\n\n"
+            "`%s` (%s, %.0f min; tf-transpile at %s). Every model of tests/data through every "
+            "release: as is, converted with `python3 -m transpiler IN OUT --to V`, the output "
+            "loaded and compared (tests/corpus_matrix.py). The full records are in the JSON "
+            "written with --json; a compact form is at the end.\n\n"
+            % (cmd, time.strftime("%Y-%m-%d %H:%M"), elapsed / 60, _git_head()))
+
+
+def _git_head():
+    try:
+        import subprocess
+        return subprocess.run(["git", "-C", _REPO, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def compact_json(records):
+    rows = []
+    for x in records:
+        conv = x["converted"]
+        rows.append({
+            "model": x["model"], "release": x["release"],
+            "as_is": x["status_as_is"], "as_is_error": x["as_is"]["error"],
+            "convert_exit": x["convert"]["exit"], "convert_last_line": x["convert"]["last_line"],
+            "converted": x["status_converted"], "converted_error": conv.get("error"),
+            "check_in": x["check_in"]["summary"] or ("blocks" if x["check_in"]["blocks"]
+                                                      else "nothing blocks"),
+            "check_out": (None if not conv.get("check_out") else
+                          conv["check_out"]["summary"] or ("blocks" if conv["check_out"]["blocks"]
+                                                           else "nothing blocks")),
+            "never_worse_violations": x["never_worse_violations"],
+            "false_success": x["false_success"], "check_disagrees": x["check_disagrees"]})
+    return ("## Records (compact JSON)\n\n```json\n"
+            + json.dumps(rows, indent=1, ensure_ascii=False) + "\n```\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,7 +188,7 @@ def main(argv=None):
     print(text)
     if a.markdown:
         with open(a.markdown, "w") as f:
-            f.write(text)
+            f.write(header(a, argv, elapsed) + text + "\n" + compact_json(records))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"releases": releases, "models": models, "seconds": round(elapsed),
