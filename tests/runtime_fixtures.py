@@ -11,6 +11,13 @@ tests/conftest.py does ``from runtime_fixtures import *``.
   refuses to load or run the model.
 * ``run_graph_def_in_release(version, pb_path, feeds, fetches)`` ->
   {fetch name: np.ndarray}, same error contract.
+* ``run_plan_in_release(version, plan, arrays)`` -> {"tf_version", "signatures",
+  "steps": {id: {"ok": True, "outputs": {key: np.ndarray}} or {"ok": False,
+  "error", "type", "stage"}}}: several steps (signature calls, feeds/fetches)
+  against one model loaded once (SavedModel with a tag set, .meta with its
+  checkpoint, GraphDef); see tests/harness/tf1_run.py --plan.  Raises
+  ReleaseLoadError when loading (or initializing) fails; a failing step is
+  reported in its entry.  A plain function, also used by tools/corpus_matrix.py.
 
 ``version`` may also be "host": the TensorFlow installed for this Python
 (sys.executable), run in a subprocess through the same loader, so a model can
@@ -50,6 +57,7 @@ __all__ = [
     "tf_release",
     "run_in_release",
     "run_graph_def_in_release",
+    "run_plan_in_release",
 ]
 
 HARNESS_DIR = _HERE / "harness"
@@ -87,7 +95,7 @@ class _HostRuntime:
         return os.path.realpath(os.fspath(host_path))
 
     def run_python(self, script, args: Iterable = (), timeout: Optional[float] = 900,
-                   env: Optional[Mapping[str, str]] = None, **_ignored):
+                   env: Optional[Mapping[str, str]] = None, cwd=None, **_ignored):
         e = dict(os.environ)
         e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         e["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -95,7 +103,8 @@ class _HostRuntime:
             e.update(env)
         return subprocess.run([sys.executable, os.fspath(script)] + [os.fspath(a) for a in args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              errors="replace", timeout=timeout, env=e)
+                              errors="replace", timeout=timeout, env=e,
+                              cwd=os.fspath(cwd) if cwd is not None else None)
 
 
 _runtimes: Dict[str, object] = {}
@@ -143,9 +152,18 @@ def _as_feedable(value) -> np.ndarray:
 
 
 def _run_loader(rt, args: Sequence[str], workdir: pathlib.Path, timeout: float) -> Dict[str, np.ndarray]:
+    return _run_loader_full(rt, args, workdir, timeout)[1]
+
+
+def _run_loader_full(rt, args: Sequence[str], workdir: pathlib.Path, timeout: float,
+                     cwd=None):
+    """(the loader's JSON result, {npz key: array})."""
     out_npz = workdir / "out.npz"
     argv = list(args) + ["--outputs", rt.chroot_path(out_npz)]
-    proc = rt.run_python(TF1_RUN, argv, timeout=timeout)
+    if cwd is None:
+        proc = rt.run_python(TF1_RUN, argv, timeout=timeout)
+    else:
+        proc = rt.run_python(TF1_RUN, argv, timeout=timeout, cwd=cwd)
     result = None
     for line in reversed(proc.stdout.strip().splitlines()):
         if line.startswith("{"):
@@ -164,7 +182,7 @@ def _run_loader(rt, args: Sequence[str], workdir: pathlib.Path, timeout: float) 
         raise RuntimeError("tf1_run.py in TF %s failed (exit %s): %s\n--- stderr tail ---\n%s"
                            % (version, proc.returncode, result or proc.stdout[-2000:], tail))
     with np.load(str(out_npz), allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+        return result, {k: f[k] for k in f.files}
 
 
 def _workdir() -> pathlib.Path:
@@ -204,6 +222,53 @@ def _run_graph_def_in_release(version: str, pb_path, feeds: Mapping[str, object]
             args += ["--fetch", "%s=fetch_%d" % (name, i)]
         raw = _run_loader(rt, args, wd, timeout)
         return {name: raw["fetch_%d" % i] for i, name in enumerate(fetches)}
+    finally:
+        shutil.rmtree(str(wd), ignore_errors=True)
+
+
+def _pack_arrays(arrays: Mapping[str, object]) -> Dict[str, np.ndarray]:
+    """String arrays as KEY~u8 + KEY~len (tf1_run.py rebuilds them with their
+    trailing NUL bytes, which an 'S' array drops); the rest as _as_feedable."""
+    out = {}
+    for k, v in arrays.items():
+        a = np.asarray(v)
+        if a.dtype.kind in "USO":
+            items = [x if isinstance(x, bytes) else str(x).encode("utf-8") for x in a.ravel()]
+            out[k + "~u8"] = np.frombuffer(b"".join(items), dtype=np.uint8).copy()
+            out[k + "~len"] = np.array([len(x) for x in items], np.int64).reshape(a.shape)
+        else:
+            out[k] = _as_feedable(a)
+    return out
+
+
+def run_plan_in_release(version: str, plan: Mapping[str, object],
+                        arrays: Mapping[str, object], timeout: float = 900) -> Dict[str, object]:
+    """Runs a tf1_run.py plan (host paths in plan["path"]/["checkpoint"])."""
+    rt = _get_release(version)
+    wd = _workdir()
+    try:
+        plan = dict(plan)
+        plan["path"] = rt.chroot_path(plan["path"])
+        if plan.get("checkpoint"):
+            # a prefix need not exist as a file: translate its directory
+            ckpt = os.fspath(plan["checkpoint"])
+            plan["checkpoint"] = os.path.join(rt.chroot_path(os.path.dirname(ckpt) or "."),
+                                              os.path.basename(ckpt))
+        plan_file = wd / "plan.json"
+        plan_file.write_text(json.dumps(plan))
+        in_npz = wd / "in.npz"
+        np.savez(str(in_npz), **_pack_arrays(arrays))
+        result, raw = _run_loader_full(
+            rt, ["--plan", rt.chroot_path(plan_file), "--inputs", rt.chroot_path(in_npz)],
+            wd, timeout, cwd=wd)   # a fetched save op writes its checkpoint here, not in the clone
+        steps = {}
+        for sid, st in (result.get("steps") or {}).items():
+            st = dict(st)
+            if st.get("ok"):
+                st["outputs"] = {k: raw[v[0]] for k, v in st["outputs"].items()}
+            steps[sid] = st
+        return {"tf_version": result.get("tf_version"), "signatures": result.get("signatures"),
+                "steps": steps}
     finally:
         shutil.rmtree(str(wd), ignore_errors=True)
 

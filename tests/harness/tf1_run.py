@@ -22,6 +22,47 @@ The last line on stdout is one JSON object:
 Bad arguments or unreadable npz files give {"error": ..., "type": "UsageError"}
 and exit 2.  String tensors are written as numpy bytes ('S') arrays; inputs
 are read with allow_pickle=False.
+
+Plan mode runs several steps against one loaded model in one session, in
+order (so stateful sequences such as a counter's signatures reproduce):
+
+    tf1_run.py --plan plan.json --inputs in.npz --outputs out.npz
+
+plan.json:
+    {"kind": "saved_model" | "meta_graph" | "graph_def",
+     "path": MODEL,                 # SavedModel dir, .meta file or GraphDef file
+     "tags": ["serve"],             # saved_model: the tag set to load
+     "checkpoint": PREFIX | null,   # meta_graph: restored after import
+     "encoding": "binary" | "text" | null,   # meta_graph/graph_def (null: guess)
+     "saver_filename": "ckpt",      # fed to the Saver's filename tensor
+                                    # (saver_def, else save/Const:0) in
+                                    # feed/fetch steps, so a fetched save op
+                                    # writes there (relative: in the cwd)
+     "seed_random_ops": true,       # meta_graph/graph_def: give unseeded random
+                                    # ops (seed == seed2 == 0) fixed seeds from
+                                    # their node names, so two loads agree
+     "steps": [
+        {"id": "s0", "signature": KEY, "inputs": {input key: npz key}},
+        {"id": "s1", "feeds": {tensor name: npz key}, "fetch": NAME}]}
+
+An input array may also come as KEY~u8 (uint8, every item's bytes
+concatenated) and KEY~len (int64, each item's length, in the array's shape):
+it is fed as an array of byte strings, trailing NUL bytes kept.
+
+A signature step feeds the signature's inputs and fetches all its outputs
+(an output naming an operation, such as __saved_model_init_op's NoOp, is run
+as a target).  A feed/fetch step works in every kind (a SavedModel's graph
+too): NAME is a tensor ("x:0"), or an operation, whose first output is
+fetched or which, without outputs, is run as a target.  Without a checkpoint,
+a meta graph's global and local variables are initialized; with one, those
+still uninitialized after the restore; then tables and the serving_init_op / legacy_init_op
+collections.  A GraphDef with variables runs its "init" node, or else every
+"<variable>/Assign" node.  A load (or init) failure exits 3 as above
+(stage "load" / "init"); a failing step does not stop the others.  The last
+stdout line is then
+    {"ok": true, "tf_version": ..., "signatures": [keys] | null,
+     "steps": {id: {"ok": true, "outputs": {key: [npz key, dtype, shape]}}
+                 | {"ok": false, "error": ..., "type": ..., "stage": "feed"|"run"}}}
 """
 from __future__ import absolute_import, division, print_function
 
@@ -212,11 +253,310 @@ def run_graph_def(tf, np, a):
     return results
 
 
+# ---------------------------------------------------------------------------
+# plan mode
+
+_VARIABLE_OPS = ("Variable", "VariableV2", "VarHandleOp", "AutoReloadVariable")
+
+
+def _read_proto(msg, path, encoding):
+    from google.protobuf import text_format
+    with open(path, "rb") as f:
+        data = f.read()
+    if encoding is None:
+        encoding = "text" if path.endswith((".pbtxt", ".pbtx", ".txt")) else "binary"
+        if encoding == "binary":
+            try:
+                msg.ParseFromString(data)
+                return msg
+            except Exception:
+                msg.Clear()
+                encoding = "text"
+    if encoding == "text":
+        text_format.Merge(data.decode("utf-8"), msg)
+    else:
+        msg.ParseFromString(data)
+    return msg
+
+
+def _seed_random_ops(graph_def):
+    """seed/seed2 of ops with both 0 (random on every run) set from the node name."""
+    import zlib
+
+    def fix(node):
+        if "seed" in node.attr and "seed2" in node.attr:
+            if node.attr["seed"].i == 0 and node.attr["seed2"].i == 0:
+                node.attr["seed"].i = 87654321
+                node.attr["seed2"].i = zlib.crc32(node.name.encode("utf-8")) & 0x7fffffff
+
+    for node in graph_def.node:
+        fix(node)
+    for fn in graph_def.library.function:
+        for node in fn.node_def:
+            fix(node)
+
+
+def _unpack_bytes(arrays, np):
+    """Arrays sent as KEY~u8 (all bytes, concatenated) + KEY~len (each length,
+    in the array's shape) become object arrays of bytes: an 'S' array would
+    drop trailing NUL bytes (a serialized tf.Example ending in 0.0f does)."""
+    out = dict((k, v) for k, v in arrays.items() if not k.endswith(("~u8", "~len")))
+    for k in arrays:
+        if k.endswith("~len"):
+            key = k[:-len("~len")]
+            lens = arrays[k]
+            data = arrays[key + "~u8"].tobytes()
+            items, pos = [], 0
+            for n in lens.ravel().tolist():
+                items.append(data[pos:pos + int(n)])
+                pos += int(n)
+            a = np.empty(len(items), dtype=object)
+            for i, b in enumerate(items):
+                a[i] = b
+            out[key] = a.reshape(lens.shape)
+    return out
+
+
+def _saver_filename(graph, saver_def):
+    """The tensor a Saver's save/restore ops read their path from, if any."""
+    names = []
+    if saver_def is not None and saver_def.filename_tensor_name:
+        names.append(saver_def.filename_tensor_name)
+    names.append("save/Const:0")
+    for n in names:
+        try:
+            t = graph.get_tensor_by_name(n)
+        except (KeyError, ValueError):
+            continue
+        if t.dtype.base_dtype.name == "string":
+            return t
+    return None
+
+
+def _collection_ops(graph, key):
+    out = []
+    for item in graph.get_collection(key):
+        op = getattr(item, "op", item)
+        if hasattr(op, "type") and hasattr(op, "name"):
+            out.append(op)
+    return out
+
+
+def _plan_load(tf, v1, sess, graph, plan):
+    """Loads the model into graph/sess; returns {signature key: SignatureDef} or None."""
+    kind = plan.get("kind")
+    path = plan["path"]
+    if kind == "saved_model":
+        meta = v1.saved_model.loader.load(sess, list(plan.get("tags") or []), path)
+        graph._tf1_run_saver_def = meta.saver_def if meta.HasField("saver_def") else None
+        return dict(meta.signature_def)
+    if kind == "meta_graph":
+        try:
+            from tensorflow.core.protobuf import meta_graph_pb2
+        except ImportError:  # pragma: no cover
+            meta_graph_pb2 = None
+        meta = _read_proto(meta_graph_pb2.MetaGraphDef(), path, plan.get("encoding"))
+        if plan.get("seed_random_ops"):
+            _seed_random_ops(meta.graph_def)
+        saver = v1.train.import_meta_graph(meta)
+        ckpt = plan.get("checkpoint")
+        return meta, saver, ckpt
+    if kind == "graph_def":
+        gd = _read_proto(v1.GraphDef(), path, plan.get("encoding"))
+        if plan.get("seed_random_ops"):
+            _seed_random_ops(gd)
+        v1.import_graph_def(gd, name="")
+        return gd
+    raise UsageError("plan kind must be saved_model, meta_graph or graph_def, not %r" % kind)
+
+
+def _plan_init(tf, v1, sess, graph, plan, loaded):
+    kind = plan.get("kind")
+    if kind == "meta_graph":
+        meta, saver, ckpt = loaded
+        items = list(v1.global_variables()) + list(v1.local_variables())
+        all_vars = [v for v in items if hasattr(v, "initializer")]
+        # an old meta graph may list a variable as its ref tensor: "<op>/Assign" inits it
+        ref_inits = []
+        for t in items:
+            if not hasattr(t, "initializer") and hasattr(t, "op"):
+                try:
+                    ref_inits.append((t, graph.get_operation_by_name(t.op.name + "/Assign")))
+                except (KeyError, ValueError):
+                    pass
+        if ckpt:
+            if saver is None:
+                saver = v1.train.Saver()
+            saver.restore(sess, ckpt)
+            # variables the saver does not cover (a global_step outside it, locals)
+            names = set()
+            if all_vars:
+                names = set(_text(n) for n in
+                            sess.run(v1.report_uninitialized_variables(all_vars)))
+            init_vars = [v for v in all_vars if v.op.name in names]
+            ref_inits = [(t, op) for t, op in ref_inits
+                         if not sess.run(v1.is_variable_initialized(t))]
+        else:
+            init_vars = all_vars
+        targets = [op for _, op in ref_inits]
+        if init_vars:
+            targets.append(v1.variables_initializer(init_vars))
+        if graph.get_collection(v1.GraphKeys.TABLE_INITIALIZERS):
+            targets.append(v1.tables_initializer())
+        for key in ("serving_init_op", "legacy_init_op"):
+            targets += _collection_ops(graph, key)
+        if targets:
+            sess.run(targets)
+        graph._tf1_run_saver_def = meta.saver_def if meta.HasField("saver_def") else None
+        return dict(meta.signature_def)
+    if kind == "graph_def":
+        gd = loaded
+        nodes = dict((n.name, n) for n in gd.node)
+        if any(n.op in _VARIABLE_OPS for n in gd.node):
+            if "init" in nodes and nodes["init"].op == "NoOp":
+                targets = ["init"]
+            else:
+                targets = [n.name for n in gd.node
+                           if n.op in ("Assign", "AssignVariableOp") and n.input
+                           and n.name == n.input[0] + "/Assign"
+                           and n.input[0] in nodes
+                           and nodes[n.input[0]].op in _VARIABLE_OPS]
+            if targets:
+                sess.run([graph.get_operation_by_name(t) for t in targets])
+        return None
+    return loaded
+
+
+def _plan_step(v1, sess, graph, sigs, step, arrays):
+    """Runs one step; returns ({key: array}, info) or raises _StepError."""
+    if "signature" in step:
+        key = step["signature"]
+        if sigs is None or key not in sigs:
+            raise _StepError("load", "KeyError", "signature '%s' not in the model (has: %s)"
+                             % (key, _names(sigs or {}) or "none"))
+        sig = sigs[key]
+        given = step.get("inputs") or {}
+        missing = sorted(set(sig.inputs) - set(given))
+        extra = sorted(set(given) - set(sig.inputs))
+        if missing or extra:
+            raise _StepError("feed", "UsageError",
+                             "signature %s inputs are [%s]; missing [%s], unknown [%s]"
+                             % (key, _names(sig.inputs), _names(missing), _names(extra)))
+        feeds = []
+        for k, info in sig.inputs.items():
+            if not info.name:
+                raise _StepError("feed", "UsageError", "input %r is not a dense tensor" % k)
+            feeds.append((info.name, given[k]))
+        fetches = [(k, info.name) for k, info in sorted(sig.outputs.items())]
+    else:
+        feeds = sorted((step.get("feeds") or {}).items())
+        fetches = [(step["fetch"], step["fetch"])]
+    feed = {}
+    if "signature" not in step and arrays.get("__saver_filename__") is not None:
+        # a fetched save op writes a checkpoint: to a relative path in the cwd
+        t = _saver_filename(graph, getattr(graph, "_tf1_run_saver_def", None))
+        if t is not None:
+            feed[t] = arrays["__saver_filename__"]
+    try:
+        for name, npz_key in feeds:
+            if npz_key not in arrays:
+                raise UsageError("no array %r in the inputs" % npz_key)
+            feed[graph.get_tensor_by_name(_tensor_name(name))] = arrays[npz_key]
+        fetch, targets = {}, []
+        for k, name in fetches:
+            if not name:
+                raise ValueError("output %r is not a dense tensor" % k)
+            if ":" in name:
+                fetch[k] = graph.get_tensor_by_name(name)
+            else:
+                op = graph.get_operation_by_name(name)
+                if op.outputs:
+                    fetch[k] = op.outputs[0]
+                else:
+                    targets.append(op)
+    except UsageError:
+        raise
+    except Exception as e:
+        raise _StepError("feed", type(e).__name__, _exc_message(e))
+    try:
+        if fetch:
+            got = sess.run([fetch, targets], feed_dict=feed)[0]
+        else:
+            got = {}
+            if targets:
+                sess.run(targets, feed_dict=feed)
+    except Exception as e:
+        raise _StepError("run", type(e).__name__, _exc_message(e))
+    return got
+
+
+class _StepError(Exception):
+    def __init__(self, stage, err_type, message):
+        Exception.__init__(self, message)
+        self.stage = stage
+        self.err_type = err_type
+        self.message = message
+
+
+def run_plan(tf, np, a):
+    """Returns (arrays to write, extra JSON fields)."""
+    v1 = _tf_v1(tf)
+    try:
+        with open(a.plan) as f:
+            plan = json.load(f)
+    except Exception as e:
+        raise UsageError("cannot read plan %s: %s" % (a.plan, _exc_message(e)))
+    arrays = _unpack_bytes(_load_npz(a.inputs, np), np)
+    if plan.get("saver_filename"):
+        arrays["__saver_filename__"] = np.array(plan["saver_filename"].encode("utf-8"), dtype=object)
+    results, steps = {}, {}
+    graph = v1.Graph()
+    with graph.as_default():
+        # a step blocked on a queue fails after a minute instead of hanging
+        config = v1.ConfigProto(operation_timeout_in_ms=int(plan.get("op_timeout_ms", 60000)))
+        sess = v1.Session(graph=graph, config=config)
+        try:
+            try:
+                loaded = _plan_load(tf, v1, sess, graph, plan)
+            except UsageError:
+                raise
+            except Exception as e:
+                _fail(3, type(e).__name__, _exc_message(e), "load", traceback.format_exc())
+            try:
+                sigs = _plan_init(tf, v1, sess, graph, plan, loaded)
+            except Exception as e:
+                _fail(3, type(e).__name__, _exc_message(e), "init", traceback.format_exc())
+            for n, step in enumerate(plan.get("steps") or []):
+                sid = _text(step.get("id", "s%d" % n))
+                try:
+                    got = _plan_step(v1, sess, graph, sigs, step, arrays)
+                except _StepError as e:
+                    steps[sid] = {"ok": False, "error": _text(e.message),
+                                  "type": _text(e.err_type), "stage": e.stage}
+                    continue
+                except UsageError as e:
+                    steps[sid] = {"ok": False, "error": _text(e), "type": "UsageError",
+                                  "stage": "feed"}
+                    continue
+                outs = {}
+                for i, (k, v) in enumerate(sorted(got.items())):
+                    npz_key = "%s.%d" % (sid, i)
+                    results[npz_key] = v
+                    outs[_text(k)] = npz_key
+                steps[sid] = {"ok": True, "outputs": outs}
+        finally:
+            sess.close()
+    extra = {"steps": steps,
+             "signatures": sorted(_text(k) for k in sigs) if sigs is not None else None}
+    return results, extra
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run a SavedModel signature or GraphDef in this TF.")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--saved-model", metavar="DIR")
     src.add_argument("--graph-def", metavar="FILE")
+    src.add_argument("--plan", metavar="JSON", help="run the steps of a plan (see above)")
     ap.add_argument("--tags", default="serve", help="comma-separated MetaGraph tags")
     ap.add_argument("--signature", default="serving_default")
     ap.add_argument("--inputs", metavar="NPZ")
@@ -231,15 +571,24 @@ def main(argv=None):
     except Exception as e:
         _fail(3, type(e).__name__, _exc_message(e), "import", traceback.format_exc())
     version = getattr(tf, "__version__", None) or getattr(tf.version, "VERSION", "?")
+    extra = {}
     try:
-        if a.saved_model:
+        if a.plan:
+            results, extra = run_plan(tf, np, a)
+        elif a.saved_model:
             results = run_saved_model(tf, np, a)
         else:
             results = run_graph_def(tf, np, a)
         info = _write_npz(a.outputs, results, np)
     except UsageError as e:
         _fail(2, "UsageError", _text(e))
-    _emit({"ok": True, "tf_version": version, "outputs": info})
+    if extra.get("steps"):
+        for step in extra["steps"].values():
+            if step.get("ok"):
+                step["outputs"] = dict((k, [key] + info[key]) for k, key in step["outputs"].items())
+    out = {"ok": True, "tf_version": version, "outputs": info}
+    out.update(extra)
+    _emit(out)
     return 0
 
 
