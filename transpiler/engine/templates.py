@@ -31,8 +31,6 @@ from transpiler.engine import RuleError, safe_yaml
 from transpiler.engine.builtin import builtin_rules_dir
 from transpiler.engine.sandbox import LimitedSandbox
 
-from transpiler.engine.builtin import builtin_rules_dir
-
 #: The shared macros a template may import, by name: nothing else is loadable.
 MACRO_FILES = ("macros.j2",)
 
