@@ -22,145 +22,36 @@ import pytest
 import corpus_matrix as cm
 
 # Causes, with the error seen in the real release (bench/corpus_matrix_results.md
-# has the full run).
-_FORM_META_DIR = (
-    "output form: a .meta input is written as a directory OUT.meta/ holding <name>.meta and "
-    "its checkpoint, not the file OUT.meta")
-_FORM_META = _FORM_META_DIR + " (the .meta inside loads and matches)"
-_FORM_META_221 = (
-    "output form: --to 2.21 writes a TF 2 SavedModel directory for a .meta input (as a "
-    "SavedModel it loads and its signature matches)")
-_FORM_PB_221 = (
-    "output form: --to 2.21 turns a .pb into a TF 2 SavedModel directory OUT.pb/ (as a "
-    "SavedModel it loads and its signature matches)")
-_MISSING_VARIABLES = (
-    "refused: 'missing variables (the graph has variables but no checkpoint; give "
-    "--checkpoint PREFIX)' although the graph loads and runs as is, its variables initialized")
-_PRODUCER_PARSE_EXAMPLE = (
-    "GraphDef producer raised to the target's while a Placeholder shape {} (unknown rank "
-    "before producer 21; this graph is producer 15/19) is kept and now means scalar: "
-    "'Shape must be rank 1 but is rank 0 for ParseExample/ParseExample'")
-_PRODUCER_FEED = (
-    "GraphDef producer raised to the target's while Placeholder shape {} (unknown rank "
-    "before producer 21; this graph is producer 10) is kept and now means scalar: the "
-    "reference feed is refused, 'Cannot feed value of shape (1,) for Tensor "
-    "u'Placeholder:0', which has shape '()''")
-_FWDCOMPAT_TINPUTS = (
-    "check vs convert disagree: convert refuses 'ParseExample x1' (the extra TInputs attr, "
-    "declared with a default in stripped_op_list) while 'check IN' reports nothing and every "
-    "release loads the model as is")
-_TFJS_OBJECT_GRAPH = (
-    "the converted saver still restores the object graph: 'Key _CHECKPOINTABLE_OBJECT_GRAPH "
-    "not found in checkpoint'")
+# has the full run). Each entry names an open problem; delete it when its fix lands.
 _TAGS_EMPTY = (
     "upgrade drops the empty tag set: 'MetaGraphDef associated with tags  could not be "
     "found in SavedModel, with available tags [{serve}]'")
 _TAGS_TRAIN_SERVE = (
     "upgrade drops the train,serve tag set: 'MetaGraphDef associated with tags 'train', "
     "'serve' could not be found in SavedModel, with available tags [{serve}]'")
-_NO_OUTPUTS = (
-    "upgrade refuses 'found no outputs in the graph; name them with --outputs' although "
-    "TF 2.21 imports the graph as is")
 _TF14_COMPRESSED_CHECKPOINT = (
     "(cause not in the issue) TF 1.4 cannot read this TF 1.14 checkpoint: 'DataLossError: "
     "... variables.index ... corrupted compressed block contents'; convert copies "
-    "variables/ unchanged and exits 0")
+    "variables/ unchanged and exits 0 (the as-is load fails the same way)")
 _INVALID_INPUT = (
     "(cause not in the issue) the input is invalid in every release ('Shape must be rank 1 "
-    "but is rank 0 for ParseExample/ParseExample'); the downgrade exits 0 and writes it "
-    "instead of reporting it (--to 2.21 does refuse it)")
+    "but is rank 0 for ParseExample/ParseExample'); the static check has no shape inference, so "
+    "convert exits 0 instead of refusing it (needs verify / shape functions)")
+_GPU_PINNED = (
+    "nodes explicitly placed on /device:GPU:* fail on a CPU-only release, as-is and converted "
+    "alike; convert says 'wrote OUT' (a static check for pinned GPU devices, or --clear-devices, "
+    "is the fix)")
 
 # (model, release) -> cause. Strict xfails: a case that starts passing fails
 # until its entry is deleted.
 KNOWN_FAILURES = {
-    # output form
-    ("tensorflow-onnx__regression_checkpoint", "1.4"): _FORM_META,
-    ("tensorflow-onnx__regression_checkpoint", "1.8"): _FORM_META,
-    ("tensorflow-onnx__regression_checkpoint", "1.12"): _FORM_META,
-    ("tensorflow-onnx__regression_checkpoint", "1.15"): _FORM_META,
-    ("TensorFlow.NET__cond_test_meta", "1.4"): _FORM_META,
-    ("TensorFlow.NET__cond_test_meta", "1.8"): _FORM_META,
-    ("TensorFlow.NET__cond_test_meta", "1.12"): _FORM_META,
-    ("TensorFlow.NET__cond_test_meta", "1.15"): _FORM_META,
-    ("tensorflow__feature_column_embedding_ckpt", "1.4"): _FORM_META,
-    ("tensorflow__feature_column_embedding_ckpt", "1.8"): _FORM_META,
-    ("tensorflow__feature_column_embedding_ckpt", "1.12"): _FORM_META,
-    ("tensorflow__feature_column_embedding_ckpt", "1.15"): _FORM_META,
-    ("tensorflow__profiler_ckpt", "1.4"): _FORM_META,
-    ("tensorflow__profiler_ckpt", "1.8"): _FORM_META,
-    ("tensorflow__profiler_ckpt", "1.12"): _FORM_META,
-    ("tensorflow__profiler_ckpt", "1.15"): _FORM_META,
-    ("serving__half_plus_two_session_bundle_2016", "2.21"): _FORM_META_221,
-    ("tensorflow-onnx__regression_checkpoint", "2.21"): _FORM_META_221,
-    ("TensorFlow.NET__cond_test_meta", "2.21"): _FORM_META_221,
-    ("tensorflow__profiler_ckpt", "2.21"): _FORM_META_221,
-    ("tensorflow__session_bundle_half_plus_two_ckpt_v2", "2.21"): _FORM_META_221,
-    ("rust__addition_tf217", "2.21"): _FORM_PB_221,
-    ("tensorflow-onnx__lstm_frozen", "2.21"): _FORM_PB_221,
-    # output form and producer raised
-    ("serving__half_plus_two_session_bundle_2016", "1.4"): _FORM_META + "; " + _PRODUCER_FEED,
-    ("serving__half_plus_two_session_bundle_2016", "1.8"): _FORM_META + "; " + _PRODUCER_FEED,
-    ("serving__half_plus_two_session_bundle_2016", "1.12"): _FORM_META + "; " + _PRODUCER_FEED,
-    ("serving__half_plus_two_session_bundle_2016", "1.15"): _FORM_META + "; " + _PRODUCER_FEED,
-    ("tensorflow__session_bundle_half_plus_two_ckpt_v2", "1.4"):
-        _FORM_META_DIR + "; " + _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__session_bundle_half_plus_two_ckpt_v2", "1.8"):
-        _FORM_META_DIR + "; " + _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__session_bundle_half_plus_two_ckpt_v2", "1.12"):
-        _FORM_META_DIR + "; " + _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__session_bundle_half_plus_two_ckpt_v2", "1.15"):
-        _FORM_META_DIR + "; " + _PRODUCER_PARSE_EXAMPLE,
-    # producer raised
-    ("tensorflow__sm_half_plus_two_pbtxt_2016", "1.4"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_pbtxt_2016", "1.8"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_pbtxt_2016", "1.12"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_pbtxt_2016", "1.15"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_v1ckpt_2016", "1.4"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_v1ckpt_2016", "1.8"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_v1ckpt_2016", "1.12"): _PRODUCER_PARSE_EXAMPLE,
-    ("tensorflow__sm_half_plus_two_v1ckpt_2016", "1.15"): _PRODUCER_PARSE_EXAMPLE,
-    # variables but no checkpoint
-    ("haskell__mnist", "1.4"): _MISSING_VARIABLES,
-    ("haskell__mnist", "1.8"): _MISSING_VARIABLES,
-    ("haskell__mnist", "1.12"): _MISSING_VARIABLES,
-    ("haskell__mnist", "1.15"): _MISSING_VARIABLES,
-    ("haskell__mnist", "2.21"): _MISSING_VARIABLES,
-    ("TensorFlow.NET__xor_meta", "1.4"): _MISSING_VARIABLES,
-    ("TensorFlow.NET__xor_meta", "1.8"): _MISSING_VARIABLES,
-    ("TensorFlow.NET__xor_meta", "1.12"): _MISSING_VARIABLES,
-    ("TensorFlow.NET__xor_meta", "1.15"): _MISSING_VARIABLES,
-    ("TensorFlow.NET__xor_meta", "2.21"): _MISSING_VARIABLES,
-    ("tensorflow__metrics_export_meta_graph", "1.4"): _MISSING_VARIABLES,
-    ("tensorflow__metrics_export_meta_graph", "1.8"): _MISSING_VARIABLES,
-    ("tensorflow__metrics_export_meta_graph", "1.12"): _MISSING_VARIABLES,
-    ("tensorflow__metrics_export_meta_graph", "1.15"): _MISSING_VARIABLES,
-    ("tensorflow__metrics_export_meta_graph", "2.21"): _MISSING_VARIABLES,
-    # check vs convert
-    ("tensorflow__sm_half_plus_two_fwdcompat_pbtxt", "1.4"): _FWDCOMPAT_TINPUTS,
-    ("tensorflow__sm_half_plus_two_fwdcompat_pbtxt", "1.8"): _FWDCOMPAT_TINPUTS,
-    ("tensorflow__sm_half_plus_two_fwdcompat_pbtxt", "1.12"): _FWDCOMPAT_TINPUTS,
-    ("tensorflow__sm_half_plus_two_fwdcompat_pbtxt", "1.15"): _FWDCOMPAT_TINPUTS,
-    ("tensorflow__sm_half_plus_two_fwdcompat_pbtxt", "2.21"): _FWDCOMPAT_TINPUTS,
-    # object-based checkpoint
-    ("tfjs__module_with_multiple_signatures", "1.4"): _TFJS_OBJECT_GRAPH,
-    ("tfjs__module_with_multiple_signatures", "1.8"): _TFJS_OBJECT_GRAPH,
-    ("tfjs__module_with_multiple_signatures", "1.12"): _TFJS_OBJECT_GRAPH,
-    # upgrade: tag sets, outputs
     ("hub__hub_module_v1_mini", "2.21"): _TAGS_EMPTY,
     ("rust__regression_model_2017", "2.21"): _TAGS_TRAIN_SERVE,
-    ("tensorflow__feature_column_embedding_ckpt", "2.21"): _NO_OUTPUTS,
-    ("tensorflow__jit_keras_imagenet_main", "2.21"): _NO_OUTPUTS,
-    # not in the issue's list
     ("serving__saved_model_half_plus_two_cpu", "1.4"): _TF14_COMPRESSED_CHECKPOINT,
-    ("tensorflow__parse_example_graph_def", "1.4"): _INVALID_INPUT,
-    ("tensorflow__parse_example_graph_def", "1.8"): _INVALID_INPUT,
-    ("tensorflow__parse_example_graph_def", "1.12"): _INVALID_INPUT,
-    ("tensorflow__parse_example_graph_def", "1.15"): _INVALID_INPUT,
+    **{("tensorflow__parse_example_graph_def", r): _INVALID_INPUT for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},
+    **{("tensorflow__xla_lstm_layer_inference", r): _GPU_PINNED for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},
 }
 
-# A representative subset that runs without the marker, so CI runs it:
-# SavedModel (TF 2.14, TF 1.5 stateful, TF 2.3 Keras, TF 1.12), .pb and .meta
-# inputs; TF 1.4, 1.8, 1.15 and 2.21 targets; five pass, three are known failures.
 SUBSET = {
     ("serving__saved_model_half_plus_two_tf2_cpu", "1.8"),
     ("serving__saved_model_counter", "1.4"),

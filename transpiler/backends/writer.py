@@ -106,13 +106,15 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> N
     """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`)."""
     out = Path(out)
     kind = output_kind(out)
+    if _same_file_form(model, out):
+        kind = model.kind  # a MetaGraphDef named .pb (extensions lie) stays one: change only what the target needs
     _check_form(model, kind, out)
     for mg in model.meta_graphs:
         stamp_target(mg, opset)
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     if kind is Kind.META_GRAPH:
-        _write_meta_graph(model, out, force)
+        _write_meta_graph(model, out, force, _is_text(model, kind, out))
         return
     writer = _write_saved_model if kind is Kind.SAVED_MODEL else _write_graph_def
     with staged(out, force) as tmp:
@@ -123,7 +125,14 @@ def _is_text(model: Model, kind: Kind, out: Path) -> bool:
     """A .pbtxt OUT is text; a SavedModel directory keeps the input's choice (saved_model.pbtxt)."""
     if kind is Kind.SAVED_MODEL:
         return model.text and model.kind is Kind.SAVED_MODEL
+    if _same_file_form(model, out):
+        return model.text
     return out.suffix == ".pbtxt"
+
+
+def _same_file_form(model: Model, out: Path) -> bool:
+    """A graph file written under IN's own suffix keeps IN's kind and encoding."""
+    return model.kind is not Kind.SAVED_MODEL and model.path.suffix == Path(out).suffix
 
 
 def _check_form(model: Model, kind: Kind, out: Path) -> None:
@@ -241,7 +250,7 @@ def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:
     tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, text))
 
 
-def _write_meta_graph(model: Model, out: Path, force: bool) -> None:
+def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
     """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
     The checkpoint files are staged and moved into place first, the meta graph
@@ -252,7 +261,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool) -> None:
     try:
         if model.checkpoint is not None:
             _write_checkpoint(model, workdir / prefix.name)
-        (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], out.suffix == ".pbtxt"))
+        (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], text))
         if not force and (out.exists() or checkpoint_files(prefix)):
             raise TranspileError("output %s already exists (use --force to replace it)" % out)
         for stale in checkpoint_files(prefix) if model.checkpoint is not None else ():
