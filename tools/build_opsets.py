@@ -5,7 +5,8 @@
                                  [--out transpiler/data/opsets.json]
 
 Runs tools/dump_opset.py inside every release provisioned by
-transpiler/runtimes/provision.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0; Python 2.7 roots) and in
+transpiler/runtimes/provision.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0 under Python 2.7;
+2.2 ... 2.20 under Python 3, see provision.RELEASES) and in
 the host's TensorFlow (sys.executable), caches the raw dumps under
 $TF_TRANSPILE_RUNTIMES/opset-dumps/ (keyed by a hash of dump_opset.py), and
 merges them into one data file:

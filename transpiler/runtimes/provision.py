@@ -1,12 +1,24 @@
 #!/usr/bin/env python3
-"""Real TensorFlow releases (1.x, 2.0, 2.1) for tests and data tools.
+"""Real TensorFlow releases (1.4 ... 2.20) for tests and data tools.
 
-Old TensorFlow only ships Python 2.7 wheels that run on an ordinary Linux
-x86_64 machine, so this module keeps one shared Debian bullseye root (built
-with debootstrap, Python 2.7 inside) and installs each release into its own
-directory ``/tf/<version>`` of that root.  Commands run as::
+Old TensorFlow only ships wheels for old Pythons (1.x, 2.0 and 2.1: Python
+2.7; 2.2-2.4: Python <= 3.8; 2.5-2.20: Python 3.9 among others), so this
+module keeps Debian roots (built with debootstrap) whose Pythons fit, and
+installs each release into its own directory ``/tf/<version>`` of its root:
 
-    unshare --mount --net sh -c 'mount --bind ...; exec chroot ROOT env -i ... python2.7 ...'
+    root      Debian suite  Python      releases
+    rootfs/   bullseye      python2.7   1.4.0 ... 1.15.0, 2.0.0, 2.1.0
+    rootfs/   bullseye      python3.9   2.5.3 ... 2.20.0 (tensorflow-cpu)
+    rootfs-buster/  buster  python3.7   2.2.3, 2.3.4, 2.4.4 (tensorflow-cpu)
+
+Buster is no longer on deb.debian.org; its root is debootstrapped from
+``$TF_TRANSPILE_BUSTER_MIRROR`` (default http://archive.debian.org/debian),
+and where that is unreachable 2.2-2.4 are unavailable (RuntimeUnavailable).
+Which root and which Python a release uses is decided by :func:`_python_for`;
+everything else (download, install, smoke test, stamps) is one code path.
+Commands run as::
+
+    unshare --mount --net sh -c 'mount --bind ...; exec chroot ROOT env -i ... python3.9 ...'
 
 so the bind mounts live only as long as the process (nothing to clean up)
 and a TF run has no network at all.
@@ -18,13 +30,26 @@ Everything lives under ``RUNTIMES_DIR`` (``$TF_TRANSPILE_RUNTIMES``, default
       .lock                 fcntl lock held while provisioning
       wheels/ sdists/       downloaded distributions (re-provisioning is offline)
       logs/<version>.log    output of the last provisioning
-      rootfs/               the Debian root (ready when .tf-transpile-ready exists)
+      rootfs/               the bullseye root (ready when .tf-transpile-ready exists)
+      rootfs/.tf-transpile-python3.9-ready   that root's Python 3.9 (apt + pip) is set up
       rootfs/tf/<version>/  one release (ready when .tf-transpile-ready exists)
+      rootfs-buster/...     the same for the buster root
 
 A stamp file is written last, after a smoke import succeeded, so a killed
-provisioning is simply redone by the next caller.  Provisioning needs root,
-debootstrap, unshare and access to PyPI and deb.debian.org; running needs
-root and unshare.
+provisioning is simply redone by the next caller; a release's stamp records
+its recipe and its requirements, and a release whose recipe or pinned
+requirements changed since is provisioned again.
+
+Requirements: the Python 2.7 releases have hand-pinned lists
+(:func:`requirements`); a Python 3 release installs exactly the pins of its
+lock file ``transpiler/runtimes/locks/<version>.txt`` (committed; made by
+``python -m transpiler.runtimes.provision lock VERSION``, which resolves
+``tensorflow-cpu==VERSION`` with pip inside the release's root, under
+per-release upper bounds such as numpy<2 and protobuf<3.20, see
+:func:`lock_constraints`).  Everything is installed with --no-deps.
+
+Provisioning needs root, debootstrap, unshare and access to PyPI and the
+Debian mirror; running needs root and unshare.
 
 Library use::
 
@@ -34,9 +59,10 @@ Library use::
 
 Command line::
 
-    python -m transpiler.runtimes.provision provision 1.8.0 1.15.0
+    python -m transpiler.runtimes.provision provision 1.8.0 2.9.3
     python -m transpiler.runtimes.provision provision all
-    python -m transpiler.runtimes.provision run 1.15.0 script.py args...   # host paths in args are translated
+    python -m transpiler.runtimes.provision lock 2.9.3          # (re)write locks/2.9.3.txt
+    python -m transpiler.runtimes.provision run 2.9.3 script.py args...   # host paths in args are translated
     python -m transpiler.runtimes.provision status
 """
 
@@ -76,9 +102,14 @@ RUNTIMES_DIR = pathlib.Path(
 
 #: Every release this module provisions by default ("all"), ascending.
 #: 1.13.0 was never uploaded to PyPI; 1.13.1 is the first 1.13 release.
+#: From 2.2 on: the last patch release of each minor with a Linux x86_64
+#: tensorflow-cpu wheel for the release's Python (see _python_for).
 RELEASES: Tuple[str, ...] = (
     "1.4.0", "1.5.0", "1.6.0", "1.7.0", "1.8.0", "1.9.0", "1.10.0", "1.11.0",
     "1.12.0", "1.13.1", "1.14.0", "1.15.0", "2.0.0", "2.1.0",
+    "2.2.3", "2.3.4", "2.4.4", "2.5.3", "2.6.5", "2.7.4", "2.8.4", "2.9.3",
+    "2.10.1", "2.11.1", "2.12.1", "2.13.1", "2.14.1", "2.15.1", "2.16.2",
+    "2.17.1", "2.18.1", "2.19.1", "2.20.0",
 )
 
 # Bump when the recipe changes in a way that invalidates existing installs.
@@ -88,6 +119,58 @@ DEBIAN_SUITE = "bullseye"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 PIP_BOOTSTRAP = ("pip==20.3.4", "setuptools==44.1.1", "wheel==0.37.1")
+
+LOCKS_DIR = pathlib.Path(__file__).resolve().parent / "locks"
+
+
+class _Root:
+    """One Debian root: a suite debootstrapped into RUNTIMES_DIR/<dirname>."""
+
+    def __init__(self, dirname: str, suite: str, mirror: str):
+        self.dirname, self.suite, self.mirror = dirname, suite, mirror
+
+    @property
+    def path(self) -> pathlib.Path:
+        return RUNTIMES_DIR / self.dirname
+
+
+class _Python:
+    """One Python inside a root: how to get it, bootstrap pip, pick wheels for it."""
+
+    def __init__(self, root: _Root, exe: str, debs: Tuple[str, ...],
+                 bootstrap: Tuple[str, ...], piptools: str, wheel_args: Tuple[str, ...],
+                 stamp: str):
+        self.root, self.exe, self.debs = root, exe, debs
+        self.bootstrap, self.piptools, self.wheel_args = bootstrap, piptools, wheel_args
+        self.stamp = stamp          # file in the root written once the Python is set up
+
+    @property
+    def py3(self) -> bool:
+        return self.exe.startswith("python3")
+
+
+def _manylinux(glibc_minor: int) -> Tuple[str, ...]:
+    """--platform arguments for every manylinux tag a glibc 2.<glibc_minor> system runs."""
+    tags = ["manylinux_2_%d_x86_64" % m for m in range(glibc_minor, 4, -1)]
+    tags += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+    out: List[str] = []
+    for t in tags:
+        out += ["--platform", t]
+    return tuple(out)
+
+
+def _py3_wheel_args(full: str, glibc_minor: int) -> Tuple[str, ...]:
+    # The full version: some wheels require e.g. Python != 3.9.0, != 3.9.1.
+    nodot = "".join(full.split(".")[:2])
+    return ("--only-binary=:all:", "--python-version", full, "--implementation", "cp",
+            "--abi", "cp" + nodot, "--abi", "abi3", "--abi", "none") + _manylinux(glibc_minor)
+
+
+_BULLSEYE = _Root("rootfs", "bullseye", DEBIAN_MIRROR)
+_BUSTER = _Root("rootfs-buster", "buster",
+                os.environ.get("TF_TRANSPILE_BUSTER_MIRROR") or "http://archive.debian.org/debian")
+
+_PY3_BOOTSTRAP = ("pip==24.0", "setuptools==69.5.1", "wheel==0.43.0")
 
 # cp27mu wheels for these exist on PyPI; the others are sdists only and are
 # built inside the root by pip/setuptools (pure Python; wrapt falls back to
@@ -103,6 +186,16 @@ _WHEEL_PLATFORM_ARGS = (
     "--abi", "cp27mu", "--platform", "manylinux2010_x86_64",
     "--platform", "manylinux1_x86_64",
 )
+
+_PY27 = _Python(_BULLSEYE, "python2.7", ("python2.7",), PIP_BOOTSTRAP, "/opt/piptools",
+                _WHEEL_PLATFORM_ARGS, stamp=".tf-transpile-python2.7-ready")
+_PY39 = _Python(_BULLSEYE, "python3.9", ("python3.9", "python3-distutils"), _PY3_BOOTSTRAP,
+                "/opt/piptools-python3.9", _py3_wheel_args("3.9.2", 31),   # bullseye: Python 3.9.2, glibc 2.31
+                stamp=".tf-transpile-python3.9-ready")
+_PY37 = _Python(_BUSTER, "python3.7", ("python3.7", "python3-distutils"), _PY3_BOOTSTRAP,
+                "/opt/piptools-python3.7", _py3_wheel_args("3.7.3", 28),   # buster: Python 3.7.3, glibc 2.28
+                stamp=".tf-transpile-python3.7-ready")
+_PYTHONS = (_PY27, _PY39, _PY37)
 
 _SMOKE = r"""
 import json, sys
@@ -128,6 +221,20 @@ def _vtuple(version: str) -> Tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
+def _python_for(version: str) -> _Python:
+    """Which root and Python a release runs in.
+
+    TF <= 2.1 has cp27mu wheels; 2.2-2.4 have cp35-cp38 wheels only (buster's
+    3.7); 2.5-2.20 all have cp39 wheels (bullseye's 3.9).
+    """
+    mm = _vtuple(version)[:2]
+    if mm <= (2, 1):
+        return _PY27
+    if mm <= (2, 4):
+        return _PY37
+    return _PY39
+
+
 def normalize_version(version: str) -> str:
     """'1.8' -> '1.8.0', '1.13' -> '1.13.1', '1.8.0' -> '1.8.0'."""
     v = str(version).strip()
@@ -144,10 +251,59 @@ def normalize_version(version: str) -> str:
     return v
 
 
+def _lock_path(version: str) -> pathlib.Path:
+    return LOCKS_DIR / (version + ".txt")
+
+
+def _read_lock(version: str) -> List[Tuple[str, bool]]:
+    """[(name==version, is_sdist)] from locks/<version>.txt ("# sdist" marks an sdist)."""
+    try:
+        text = _lock_path(version).read_text()
+    except OSError:
+        raise RuntimeUnavailable(
+            "TF %s has no lock file %s; write it with "
+            "`python -m transpiler.runtimes.provision lock %s` (needs network)"
+            % (version, _lock_path(version), version))
+    out = []
+    for line in text.splitlines():
+        req, _, comment = line.partition("#")
+        req = req.strip()
+        if req:
+            out.append((req, comment.strip() == "sdist"))
+    return out
+
+
+def lock_constraints(version: str) -> List[str]:
+    """Upper bounds used when resolving a Python 3 release's lock.
+
+    TF's own metadata leaves many dependencies open-ended; these keep the
+    resolver to what the release was built and tested with (numpy 2 and
+    protobuf 4 break older releases; keras/tensorboard/estimator versions
+    follow TF's minor).
+    """
+    mm = _vtuple(version)[:2]
+    nxt = "%d.%d" % (mm[0], mm[1] + 1)
+    # wrapt 2 and setuptools 81 (no pkg_resources) came after TF 2.20.
+    c = ["tensorflow-cpu==" + version, "tensorboard<" + nxt, "wrapt<2", "setuptools<81"]
+    if mm < (2, 12):
+        c.append("numpy<1.24")
+    elif mm < (2, 18):
+        c.append("numpy<2")
+    if mm < (2, 10):
+        c.append("protobuf<3.20")
+    if mm < (2, 16):
+        c.append("tensorflow-estimator<" + nxt)
+    if (2, 6) <= mm < (2, 16):
+        c.append("keras<" + nxt)
+    return c
+
+
 def requirements(version: str) -> List[str]:
     """The pinned distributions installed (with --no-deps) for one release."""
     major, minor = _vtuple(version)[:2]
     mm = (major, minor)
+    if _python_for(version).py3:
+        return [r for r, _ in _read_lock(version)]
     reqs = ["tensorflow==" + version, "numpy==1.16.6", "protobuf==3.17.3",
             "six==1.16.0", "mock==3.0.5", "funcsigs==1.0.2", "enum34==1.1.10",
             "backports.weakref==1.0.post1", "futures==3.3.0", "h5py==2.10.0"]
@@ -194,13 +350,21 @@ def _dist_files(directory: pathlib.Path) -> Dict[Tuple[str, str], pathlib.Path]:
 
 
 class Runtime:
-    """One provisioned release inside the shared root."""
+    """One provisioned release inside its root.
 
-    python = "python2.7"
+    ``python`` is the interpreter the release runs under ("python2.7" up to
+    TF 2.1, "python3.7" or "python3.9" after).
+    """
 
-    def __init__(self, version: str, root: pathlib.Path):
+    def __init__(self, version: str, root: pathlib.Path, python: Optional[str] = None):
         self.version = version
         self.root = pathlib.Path(root)
+        if python is None:
+            try:
+                python = _python_for(version).exe
+            except ValueError:          # "bootstrap" and other non-release names
+                python = _PY27.exe
+        self.python = python
         self.site_dir = "/tf/" + version          # as seen inside the root
         self.info: dict = {}
         stamp = self.root / "tf" / version / ".tf-transpile-ready"
@@ -271,7 +435,7 @@ class Runtime:
     def run_python(self, script, args: Iterable = (), timeout: Optional[float] = 900,
                    env: Optional[Mapping[str, str]] = None, cwd=None,
                    input: Optional[str] = None) -> subprocess.CompletedProcess:
-        """Run ``python2.7 script args...`` with this release on PYTHONPATH.
+        """Run ``<self.python> script args...`` with this release on PYTHONPATH.
 
         ``script`` is a host path (translated automatically; an in-root path
         such as "/tf/..." that does not exist on the host is passed as is).
@@ -295,7 +459,7 @@ class Runtime:
         return self.run(argv, timeout=timeout, env=env, cwd=cwd, input=input)
 
     def run_code(self, code: str, args: Iterable = (), **kw) -> subprocess.CompletedProcess:
-        """Run Python source ``code`` (``python2.7 -c code args...``)."""
+        """Run Python source ``code`` (``<self.python> -c code args...``)."""
         return self.run_python("-c", [code] + [os.fspath(a) for a in args], **kw)
 
 
@@ -431,87 +595,158 @@ def _check_host() -> None:
             raise RuntimeUnavailable("%s not found on PATH" % tool)
 
 
-def _root() -> pathlib.Path:
-    return RUNTIMES_DIR / "rootfs"
+def _root(py: _Python = _PY27) -> pathlib.Path:
+    return py.root.path
 
 
-def _root_ready() -> bool:
-    return (_root() / ".tf-transpile-ready").is_file()
+def _root_ready(py: _Python = _PY27) -> bool:
+    return (_root(py) / ".tf-transpile-ready").is_file()
+
+
+def _python_ready(py: _Python) -> bool:
+    if not _root_ready(py):
+        return False
+    try:
+        info = json.loads((_root(py) / py.stamp).read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("recipe") == RECIPE and list(info.get("bootstrap", ())) == list(py.bootstrap)
 
 
 def _release_stamp(version: str) -> pathlib.Path:
-    return _root() / "tf" / version / ".tf-transpile-ready"
+    return _root(_python_for(version)) / "tf" / version / ".tf-transpile-ready"
 
 
 def _release_ready(version: str) -> bool:
     try:
         info = json.loads(_release_stamp(version).read_text())
-    except (OSError, ValueError):
+        reqs = requirements(version)
+    except (OSError, ValueError, RuntimeUnavailable):
         return False
-    return info.get("recipe") == RECIPE and info.get("tf_version") == version
+    return (info.get("recipe") == RECIPE and info.get("tf_version") == version
+            and info.get("requirements") == reqs)
+
+
+def _runtime(version: str) -> Runtime:
+    py = _python_for(version)
+    return Runtime(version, _root(py), python=py.exe)
 
 
 def ready_releases() -> List[str]:
-    """Releases provisioned and ready in RUNTIMES_DIR, ascending."""
-    d = _root() / "tf"
-    if not _root_ready() or not d.is_dir():
-        return []
-    vs = [p.name for p in d.iterdir() if re.match(r"^\d+\.\d+\.\d+$", p.name)
-          and _release_ready(p.name)]
+    """Releases provisioned and ready in RUNTIMES_DIR (every root), ascending."""
+    vs = set()
+    for root in {py.root.dirname: py.root for py in _PYTHONS}.values():
+        d = root.path / "tf"
+        if not (root.path / ".tf-transpile-ready").is_file() or not d.is_dir():
+            continue
+        for p in d.iterdir():
+            if (re.match(r"^\d+\.\d+\.\d+$", p.name) and _python_for(p.name).root is root
+                    and _release_ready(p.name)):
+                vs.add(p.name)
     return sorted(vs, key=_vtuple)
 
 
-def _download(reqs: Sequence[str], lg: _Log) -> None:
+def _download(reqs: Sequence[str], lg: _Log, py: _Python = _PY27,
+              sdists_only: Iterable[str] = _SDIST_ONLY) -> None:
     """Fetch the distributions for ``reqs`` into RUNTIMES_DIR (skips what is there)."""
     wheels, sdists = RUNTIMES_DIR / "wheels", RUNTIMES_DIR / "sdists"
     wheels.mkdir(parents=True, exist_ok=True)
     sdists.mkdir(parents=True, exist_ok=True)
     have_w, have_s = _dist_files(wheels), _dist_files(sdists)
+    sdists_only = {_canon(n) for n in sdists_only}
     need_w, need_s = [], []
     for r in reqs:
         key = _split_req(r)
-        if key[0] in _SDIST_ONLY:
+        if key[0] in sdists_only:
             if key not in have_s:
                 need_s.append(r)
-        elif key not in have_w:
+        elif key not in have_w or (py.py3 and not _wheel_fits(have_w[key], py)):
             need_w.append(r)
     pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
            "--disable-pip-version-check"]
+    if py.py3 and len(need_w) > 1:
+        # A lock has one version per name: fetch it in one call (pip starts once),
+        # falling back to one call per requirement so that a failure names its culprit.
+        try:
+            lg.run(pip + ["-d", str(wheels)] + list(py.wheel_args) + need_w,
+                   "download %d wheels" % len(need_w))
+            need_w = []
+        except RuntimeUnavailable:
+            pass
     # One call per requirement: several TF pins conflict, and a failure names its culprit.
     for r in need_w:
-        lg.run(pip + ["-d", str(wheels)] + list(_WHEEL_PLATFORM_ARGS) + [r],
+        lg.run(pip + ["-d", str(wheels)] + list(py.wheel_args) + [r],
                "download wheel %s" % r)
     for r in need_s:
         lg.run(pip + ["-d", str(sdists), "--no-binary=:all:", r], "download sdist %s" % r)
 
 
-def _provision_root(lg: _Log) -> None:
-    if _root_ready():
+def _wheel_fits(path: pathlib.Path, py: _Python) -> bool:
+    """Whether a cached wheel's python/abi tags suit ``py`` (the cache may hold one
+    name and version built for cp27mu and for cp39 side by side)."""
+    parts = path.name[:-4].split("-")
+    if len(parts) < 5:
+        return False
+    pytags, abitags = set(parts[-3].split(".")), set(parts[-2].split("."))
+    nodot = py.exe[len("python"):].replace(".", "")
+    if "cp" + nodot in pytags and abitags & {"cp" + nodot, "abi3", "none"}:
+        return True
+    if "none" in abitags and pytags & {"py3", "py" + nodot}:
+        return True
+    return "abi3" in abitags and any(
+        t.startswith("cp3") and t[3:].isdigit() and int(t[3:]) <= int(nodot[1:]) for t in pytags)
+
+
+def _provision_root(lg: _Log, py: _Python = _PY27) -> None:
+    if _root_ready(py):
         return
     if not shutil.which("debootstrap"):
         raise RuntimeUnavailable("debootstrap not found (apt-get install -y debootstrap)")
-    partial = RUNTIMES_DIR / "rootfs.partial"
-    for d in (partial, _root()):
+    root = py.root
+    partial = RUNTIMES_DIR / (root.dirname + ".partial")
+    for d in (partial, root.path):
         if d.exists():
             lg.step("removing unfinished %s" % d)
             _rmtree(d)
-    _download(PIP_BOOTSTRAP, lg)
-    lg.run(["debootstrap", "--variant=minbase", "--include=python2.7,ca-certificates",
-            DEBIAN_SUITE, str(partial), DEBIAN_MIRROR], "debootstrap", timeout=1800)
+    lg.run(["debootstrap", "--variant=minbase", "--include=ca-certificates," + ",".join(py.debs),
+            root.suite, str(partial), root.mirror], "debootstrap %s" % root.suite, timeout=1800)
     (partial / "tf").mkdir(exist_ok=True)
-    # pip/setuptools/wheel for Python 2.7 in /opt/piptools (kept off the TF runs' path):
-    # pip cannot build sdists when it runs from its zipped wheel.
-    pipwhl = _dist_files(RUNTIMES_DIR / "wheels")[("pip", "20.3.4")]
-    root_rt = Runtime("bootstrap", partial)
-    c = root_rt.chroot_path
-    argv = ["python2.7", c(pipwhl) + "/pip", "install", "-q", "--no-index",
-            "--find-links", c(RUNTIMES_DIR / "wheels"), "--no-deps", "--no-compile",
-            "--target", "/opt/piptools"] + list(PIP_BOOTSTRAP)
-    lg.run(_chroot_command(partial, argv, env={"PATH": "/usr/bin:/bin", "HOME": "/root"}),
-           "bootstrap pip in root")
     (partial / ".tf-transpile-ready").write_text(json.dumps(
-        {"suite": DEBIAN_SUITE, "recipe": RECIPE, "created": time.time()}) + "\n")
-    os.rename(str(partial), str(_root()))
+        {"suite": root.suite, "recipe": RECIPE, "created": time.time()}) + "\n")
+    os.rename(str(partial), str(root.path))
+
+
+def _provision_python(lg: _Log, py: _Python) -> None:
+    """Make ``py`` usable in its root: the Debian packages, then pip/setuptools/wheel
+    in py.piptools (kept off the TF runs' path)."""
+    if _python_ready(py):
+        return
+    _provision_root(lg, py)
+    root = _root(py)
+    if not (root / "usr" / "bin" / py.exe).exists():
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+               "DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"}
+        lg.run(_chroot_command(root, ["apt-get", "update", "-q"], env=env, network=True),
+               "apt-get update in %s" % py.root.suite)
+        lg.run(_chroot_command(root, ["apt-get", "install", "-y", "-q", "--no-install-recommends"]
+                               + list(py.debs), env=env, network=True),
+               "apt-get install %s" % " ".join(py.debs), timeout=1800)
+    _download(py.bootstrap, lg, py)
+    # pip cannot build sdists when it runs from its zipped wheel: install it unzipped.
+    pipname, _, pipver = py.bootstrap[0].partition("==")
+    pipwhl = _dist_files(RUNTIMES_DIR / "wheels")[(pipname, pipver)]
+    c = Runtime("bootstrap", root).chroot_path
+    target = root / py.piptools.lstrip("/")
+    if target.exists():
+        _rmtree(target)
+    argv = [py.exe, c(pipwhl) + "/pip", "install", "-q", "--no-index",
+            "--find-links", c(RUNTIMES_DIR / "wheels"), "--no-deps", "--no-compile",
+            "--target", py.piptools] + list(py.bootstrap)
+    lg.run(_chroot_command(root, argv, env={"PATH": "/usr/bin:/bin", "HOME": "/root"}),
+           "bootstrap pip for %s in root" % py.exe)
+    (root / py.stamp).write_text(json.dumps(
+        {"python": py.exe, "recipe": RECIPE, "bootstrap": list(py.bootstrap),
+         "created": time.time()}) + "\n")
 
 
 def _rmtree(path: pathlib.Path) -> None:
@@ -519,28 +754,36 @@ def _rmtree(path: pathlib.Path) -> None:
     shutil.rmtree(str(path), ignore_errors=False)
 
 
+def _pip_env(py: _Python) -> Dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": "/root", "PYTHONPATH": py.piptools,
+            "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+
+
 def _provision_release(version: str, lg: _Log) -> None:
+    py = _python_for(version)
     reqs = requirements(version)
-    _download(reqs, lg)
-    root = _root()
+    sdists = ({_split_req(r)[0] for r, sd in _read_lock(version) if sd} if py.py3
+              else _SDIST_ONLY)
+    _download(reqs, lg, py, sdists)
+    root = _root(py)
     target = root / "tf" / version
     if target.exists():
         lg.step("removing unfinished %s" % target)
         _rmtree(target)
-    rt = Runtime(version, root)
+    rt = Runtime(version, root, python=py.exe)
     c = rt.chroot_path
-    argv = ["python2.7", "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+    argv = [py.exe, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
             "--disable-pip-version-check", "--no-warn-script-location",
             "--find-links", c(RUNTIMES_DIR / "wheels"), "--find-links", c(RUNTIMES_DIR / "sdists"),
             "--target", rt.site_dir] + reqs
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "PYTHONPATH": "/opt/piptools",
-           "TMPDIR": "/tmp"}
-    lg.run(_chroot_command(root, argv, env=env), "pip install TF %s in root" % version,
-           timeout=1800)
-    # --target skips protobuf's namespace .pth; make google a plain package.
-    g = target / "google"
-    g.mkdir(exist_ok=True)
-    (g / "__init__.py").touch()
+    lg.run(_chroot_command(root, argv, env=_pip_env(py)),
+           "pip install TF %s in root" % version, timeout=1800)
+    if not py.py3:
+        # --target skips protobuf's namespace .pth; make google a plain package.
+        # (Python 3 imports google.* as an implicit namespace package.)
+        g = target / "google"
+        g.mkdir(exist_ok=True)
+        (g / "__init__.py").touch()
     lg.step("smoke test TF %s" % version)
     p = rt.run_code(_SMOKE, timeout=600)
     lg.f.write(p.stdout + p.stderr)
@@ -564,6 +807,54 @@ def _provision_release(version: str, lg: _Log) -> None:
     lg.step("TF %s ready: %s" % (version, info))
 
 
+def _host_pip_cert() -> Optional[str]:
+    p = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.cert"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return p.stdout.strip() or None if p.returncode == 0 else None
+
+
+def write_lock(version: str, lg: _Log) -> pathlib.Path:
+    """Resolve tensorflow-cpu==version under lock_constraints() with pip inside the
+    release's root (its real Python; network on) and write locks/<version>.txt."""
+    py = _python_for(version)
+    if not py.py3:
+        raise RuntimeUnavailable("TF %s has hand-pinned requirements (no lock file)" % version)
+    _provision_python(lg, py)
+    root = _root(py)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="tf-lock-", dir="/tmp"))
+    try:
+        c = Runtime(version, root, python=py.exe).chroot_path
+        report = work / "report.json"
+        argv = [py.exe, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+                "--disable-pip-version-check", "--prefer-binary", "--report", c(report),
+                "--target", "/tmp/unused"]
+        # Trust what the host's pip trusts (a proxy's CA, say): the root has Debian's bundle.
+        cert = os.environ.get("PIP_CERT") or _host_pip_cert()
+        if cert and os.path.isfile(cert):
+            shutil.copy(cert, str(work / "ca.pem"))
+            argv += ["--cert", c(work / "ca.pem")]
+        argv += lock_constraints(version)
+        lg.run(_chroot_command(root, argv, env=_pip_env(py), network=True),
+               "resolve TF %s" % version, timeout=1800)
+        items = json.loads(report.read_text())["install"]
+    finally:
+        shutil.rmtree(str(work), ignore_errors=True)
+    lines = []
+    for it in items:
+        name, ver = it["metadata"]["name"], it["metadata"]["version"]
+        url = it.get("download_info", {}).get("url", "")
+        lines.append("%s==%s%s" % (_canon(name), ver,
+                                   "" if url.endswith(".whl") else "  # sdist"))
+    tf_first = sorted(lines, key=lambda l: (not l.startswith("tensorflow-cpu=="), l))
+    LOCKS_DIR.mkdir(parents=True, exist_ok=True)
+    out = _lock_path(version)
+    out.write_text("# TF %s under %s: written by `python -m transpiler.runtimes.provision lock "
+                   "%s`\n# (pip's resolution of %s); installed with --no-deps.\n"
+                   % (version, py.exe, version, " ".join(lock_constraints(version)))
+                   + "\n".join(tf_first) + "\n")
+    return out
+
+
 def ensure_runtime(version: str) -> Runtime:
     """The Runtime for ``version`` ("1.8" or "1.8.0"), provisioning it if needed.
 
@@ -571,15 +862,17 @@ def ensure_runtime(version: str) -> Runtime:
     """
     v = normalize_version(version)
     _check_host()
-    if _root_ready() and _release_ready(v):          # fast path, no lock
-        return Runtime(v, _root())
+    py = _python_for(v)
+    if _python_ready(py) and _release_ready(v):          # fast path, no lock
+        return _runtime(v)
     with _locked():
-        if not (_root_ready() and _release_ready(v)):
+        if not (_python_ready(py) and _release_ready(v)):
             t0 = time.monotonic()
             lg = _Log(v)
             try:
-                lg.step("provisioning TF %s in %s" % (v, RUNTIMES_DIR))
-                _provision_root(lg)
+                lg.step("provisioning TF %s (%s, %s root) in %s"
+                        % (v, py.exe, py.root.suite, RUNTIMES_DIR))
+                _provision_python(lg, py)
                 _provision_release(v, lg)
                 lg.step("done in %.1fs" % (time.monotonic() - t0))
             except RuntimeUnavailable:
@@ -589,7 +882,7 @@ def ensure_runtime(version: str) -> Runtime:
                                          % (v, type(e).__name__, e, lg.path)) from e
             finally:
                 lg.close()
-    return Runtime(v, _root())
+    return _runtime(v)
 
 
 # --------------------------------------------------------------------------
@@ -601,6 +894,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("provision", help="provision releases ('all' = %s)" % " ".join(RELEASES))
     p.add_argument("versions", nargs="+")
+    lk = sub.add_parser("lock", help="resolve and write locks/<version>.txt for Python 3 releases")
+    lk.add_argument("versions", nargs="+")
     r = sub.add_parser("run", help="run a Python script inside a release")
     r.add_argument("version")
     r.add_argument("script")
@@ -624,10 +919,29 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
                 failed += 1
                 print("%s FAILED: %s" % (v, e), file=sys.stderr)
         return 1 if failed else 0
+    if a.cmd == "lock":
+        versions = ([v for v in RELEASES if _python_for(v).py3] if a.versions == ["all"]
+                    else [normalize_version(v) for v in a.versions])
+        failed = 0
+        for v in versions:
+            lg = _Log("lock-" + v)
+            try:
+                _check_host()
+                with _locked():
+                    print("%s -> %s" % (v, write_lock(v, lg)))
+            except RuntimeUnavailable as e:
+                failed += 1
+                print("%s FAILED: %s" % (v, e), file=sys.stderr)
+            finally:
+                lg.close()
+        return 1 if failed else 0
     if a.cmd == "status":
-        print("RUNTIMES_DIR=%s root=%s" % (RUNTIMES_DIR, "ready" if _root_ready() else "missing"))
+        for py in _PYTHONS:
+            print("RUNTIMES_DIR=%s %s root=%s %s=%s"
+                  % (RUNTIMES_DIR, py.root.suite, "ready" if _root_ready(py) else "missing",
+                     py.exe, "ready" if _python_ready(py) else "missing"))
         for v in ready_releases():
-            print(v, json.dumps(Runtime(v, _root()).info, sort_keys=True))
+            print(v, json.dumps(_runtime(v).info, sort_keys=True))
         return 0
     if a.cmd == "binds":
         print("\n".join(_bind_dirs()))
