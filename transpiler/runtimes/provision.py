@@ -873,7 +873,8 @@ def ensure_runtime(version: str) -> Runtime:
                 lg.step("provisioning TF %s (%s, %s root) in %s"
                         % (v, py.exe, py.root.suite, RUNTIMES_DIR))
                 _provision_python(lg, py)
-                _provision_release(v, lg)
+                if not _release_ready(v):      # a ready release is kept (it may be in use)
+                    _provision_release(v, lg)
                 lg.step("done in %.1fs" % (time.monotonic() - t0))
             except RuntimeUnavailable:
                 raise
