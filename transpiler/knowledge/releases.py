@@ -149,6 +149,18 @@ class Catalog:
                 return release
         return None
 
+    def missing_before(self, release: str) -> list:
+        """Minor releases ("2.2", ...) between `release` and the known release before it that the
+        data lacks (no runtime could be provisioned for them), so a `first_release` answer of
+        `release` may really be one of these."""
+        i = self.releases.index(release)
+        if i == 0:
+            return []
+        (major, minor), (pmajor, pminor) = version_key(release)[:2], version_key(self.releases[i - 1])[:2]
+        if major != pmajor:
+            return []
+        return ["%d.%d" % (major, m) for m in range(pminor + 1, minor)]
+
     def last_release(self, op: str) -> Optional[str]:
         """The newest release that has `op`."""
         return next((r for r in reversed(self.releases) if self.op_def(op, r)), None)

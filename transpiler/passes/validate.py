@@ -26,6 +26,8 @@ class Problem:
     detail: str
     function: Optional[str] = None
     introduced: Optional[str] = None
+    #: minor releases just before `introduced` that the opset data lacks ("2.2-2.4"): it may be one of them
+    unknown_before: Optional[str] = None
 
     @property
     def where(self) -> str:
@@ -34,6 +36,9 @@ class Problem:
     @property
     def reason(self) -> str:
         """What is wrong, without the node: problems with the same reason group together."""
+        if self.introduced and self.unknown_before:
+            return "%s (first in TF %s of the known releases; TF %s, not in the opset data, may have it)" % (
+                self.detail, self.introduced, self.unknown_before)
         if self.introduced:
             return "%s (first in TF %s)" % (self.detail, self.introduced)
         return self.detail
@@ -77,7 +82,9 @@ def _check_versions(ir: GraphDefIR, opset: Opset) -> Iterator[Problem]:
 def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str], tolerated: dict,
                 producer: int) -> Iterator[Problem]:
     def problem(kind: str, detail: str, introduced: Optional[str] = None) -> Problem:
-        return Problem(kind, node.op, node.name, detail, function, introduced)
+        gap = opset.catalog.missing_before(introduced) if introduced else []
+        unknown = (gap[0] if len(gap) == 1 else "%s-%s" % (gap[0], gap[-1])) if gap else None
+        return Problem(kind, node.op, node.name, detail, function, introduced, unknown)
 
     op_def = opset.op(node.op)
     catalog = opset.catalog
