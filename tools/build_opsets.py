@@ -44,8 +44,16 @@ from transpiler.runtimes import provision as tf_runtimes  # noqa: E402
 DUMP_SCRIPT = REPO / "tools" / "dump_opset.py"
 DEFAULT_OUT = REPO / "transpiler" / "data" / "opsets.json"
 
-# Facts from the design brief, checked against every build.
-KNOWN_GRAPH_DEF_VERSIONS = {"1.4.0": 24, "1.8.0": 26, "1.12.0": 27, "1.15.0": 134,
+# Facts from the design brief (1.4-1.15, 2.21) and read from the provisioned
+# runtimes' smoke tests (tf.compat.v1.GRAPH_DEF_VERSION; 2.0 onwards), checked
+# against every build.
+KNOWN_GRAPH_DEF_VERSIONS = {"1.4.0": 24, "1.5.0": 24, "1.6.0": 26, "1.7.0": 26, "1.8.0": 26,
+                            "1.9.0": 26, "1.10.0": 26, "1.11.0": 27, "1.12.0": 27, "1.13.1": 27,
+                            "1.14.0": 38, "1.15.0": 134, "2.0.0": 119, "2.1.0": 175,
+                            "2.5.3": 716, "2.6.5": 808, "2.7.4": 898, "2.8.4": 987,
+                            "2.9.3": 1087, "2.10.1": 1205, "2.11.1": 1286, "2.12.1": 1395,
+                            "2.13.1": 1482, "2.14.1": 1575, "2.15.1": 1645, "2.16.2": 1766,
+                            "2.17.1": 1882, "2.18.1": 1994, "2.19.1": 2129, "2.20.0": 2288,
                             "2.21.0": 2474}
 
 
