@@ -13,7 +13,8 @@ installs each release into its own directory ``/tf/<version>`` of its root:
 
 Buster is no longer on deb.debian.org; its root is debootstrapped from
 ``$TF_TRANSPILE_BUSTER_MIRROR`` (default http://archive.debian.org/debian),
-and where that is unreachable 2.2-2.4 are unavailable (RuntimeUnavailable).
+and where that is unreachable 2.2-2.4 are unavailable (RuntimeUnavailable;
+they also have no lock files yet: ``lock 2.2.3`` writes one once the root exists).
 Which root and which Python a release uses is decided by :func:`_python_for`;
 everything else (download, install, smoke test, stamps) is one code path.
 Commands run as::
@@ -31,7 +32,7 @@ Everything lives under ``RUNTIMES_DIR`` (``$TF_TRANSPILE_RUNTIMES``, default
       wheels/ sdists/       downloaded distributions (re-provisioning is offline)
       logs/<version>.log    output of the last provisioning
       rootfs/               the bullseye root (ready when .tf-transpile-ready exists)
-      rootfs/.tf-transpile-python3.9-ready   that root's Python 3.9 (apt + pip) is set up
+      rootfs/.tf-transpile-<python>-ready   one of that root's Pythons (apt + pip) is set up
       rootfs/tf/<version>/  one release (ready when .tf-transpile-ready exists)
       rootfs-buster/...     the same for the buster root
 
