@@ -261,7 +261,26 @@ def build_saved_model(plan: Plan, out: Path) -> Optional[str]:
                                                                               str(exc).splitlines()[0])) from None
     functions = {s.key: _signature_function(tf, wrapped, s) for s in plan.signatures}
     tf.saved_model.save(root, str(out), signatures=functions)
+    _deterministic_fingerprint(out / "fingerprint.pb")
     return host_release()
+
+
+def _deterministic_fingerprint(path: Path) -> None:
+    """TF draws the fingerprint's uuid at random on every save; derive it from the content hashes
+    the fingerprint already holds, so converting the same model twice writes the same bytes."""
+    import hashlib
+
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    if not path.is_file():   # releases before 2.13 write none
+        return
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
+    if not fingerprint.uuid:
+        return
+    fingerprint.ClearField("uuid")
+    content = fingerprint.SerializeToString(deterministic=True)
+    fingerprint.uuid = str(int.from_bytes(hashlib.sha256(content).digest()[:16], "big"))
+    path.write_bytes(fingerprint.SerializeToString())
 
 
 def _value(tf, reader, spec: VariableSpec):
