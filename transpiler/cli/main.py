@@ -243,7 +243,8 @@ def _run(argv: List[str]) -> int:
         print(report.fired_summary())
         for note in report.notes:
             print("note: " + note)
-        print("wrote %s for TF %s" % (args.output, report.target))
+        how = "" if args.verify else " (checked against its op registry; --verify runs it there)"
+        print("wrote %s for TF %s%s" % (args.output, report.target, how))
     verified = verify_cli.run_verify(args, args.input, args.output, report.target) if args.verify else None
     if args.format == "json" and verified is None:
         print(report.to_json())

@@ -94,6 +94,11 @@ class PythonRuntime:
                                       timeout=timeout, env=e, cwd=os.fspath(cwd) if cwd is not None else None)
 
 
+    def run_code(self, code: str, args: Iterable = (), **kw) -> subprocess.CompletedProcess:
+        """Run Python source `code` (``python -c code args...``)."""
+        return self.run_python("-c", [code] + [os.fspath(a) for a in args], **kw)
+
+
 def host_version() -> Optional[str]:
     """The TensorFlow installed for this Python (from its package metadata, without importing it)."""
     from importlib import metadata

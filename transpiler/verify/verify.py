@@ -172,6 +172,9 @@ def _verify_load(in_side: Side, load: Load, out_side: Side, given, target, refer
     if out_load is None:
         return [SignatureCheck(s.key, load.tags, False, error="OUT has no meta graph tagged %s (has %s)" % (
             load.tags, [ld.tags for ld in out_side.loads])) for s in sigs]
+    if load.tags is not None and out_load.tags is not None and sorted(load.tags) != sorted(out_load.tags):
+        report.notes.append("IN's meta graph tagged %s is compared with OUT's only one, tagged %s" % (
+            ",".join(load.tags) or "-", ",".join(out_load.tags) or "-"))
     tf2_api = _is_tf2(options.reference_release or runner.host_version() or "2") and load.native_tf2
     want = _run(reference, in_side, load, sigs, sigs, arrays, options, tf2_api=tf2_api)
     if want.get("error") and tf2_api:
