@@ -52,8 +52,9 @@ commands:
   check IN --to V       report what blocks loading IN, unchanged, in release V (exit 1 if anything)
   checkpoint IN OUT     convert a name-based TF 1.x checkpoint to an object-based one, or back
   explain IN --to V     dry run of a conversion: which rule fires where, and what would still block
-  rules list [--to V]   every rule, its family, what it matches and when it applies
-  rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data)
+  rules list [--to V]   every rule, its family, what it matches and when it applies (--format json)
+  rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data):
+                        every problem, file:line, with "did you mean" for unknown op names
   rules test [FILE...]  run rules' own examples: original op vs. rewrite, in the host TF
   releases              list the releases tf-transpile knows
 """
@@ -196,6 +197,9 @@ def _cmd_rules(argv: List[str]) -> int:
     listing = sub.add_parser("list", help="every rule, what it matches and when it applies")
     listing.add_argument("--to", metavar="VERSION", help="only rules active for this target")
     listing.add_argument("--verbose", "-v", action="store_true", help="also list the attrs the generic rule strips")
+    listing.add_argument("--format", choices=("text", "json"), default="text",
+                         help="text: an aligned table with a header; json: a list of rules (with --to, the attrs"
+                              " the generic rule strips)")
     _add_rules(listing)
     sub.add_parser("check", help="validate rule files").add_argument("files", nargs="+", type=Path, metavar="FILE")
     sub.add_parser("test", help="run rules' examples in the host TF").add_argument(
