@@ -43,6 +43,8 @@ stdout: one JSON line per model as it finishes, {"path", "out", "status",
 model cannot be made to load: problems name each blocking node and op),
 error (bad input: exit_code 2; a bug: 3) or skipped (converted before with
 the same options and input, or a symbolic link). stderr: a summary table.
+(--format changes nothing here: the lines are always JSON; --checkpoint is
+refused: each .meta's checkpoint is found beside it.)
 
 Resumable: a converted model is stamped in OUT_DIR/.tf-transpile-batch/
 (hash of the options, of the input files' sizes and mtimes, and of the
