@@ -65,19 +65,21 @@ def assert_outputs_match(got, case, exact=False, rtol=1e-5, atol=1e-5):
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite golden/ from the current output instead of comparing")
-    parser.addoption("--corpus-matrix", action="store_true",
-                     help="also run the full corpus x release matrix (tests marked corpus_matrix; "
-                          "about an hour); a -m expression selects them too")
+    parser.addoption("--corpus-matrix", "--full-matrix", action="store_true", dest="full_matrix",
+                     help="also run the full matrices whose representative subset CI runs (tests marked "
+                          "corpus_matrix or full_matrix: every corpus model x release, every rule example; "
+                          "about an hour more); a -m expression selects them too")
 
 
 def pytest_collection_modifyitems(config, items):
-    # The full corpus matrix is long: without --corpus-matrix or a -m expression
-    # its tests are deselected (pytest reports them as "deselected", never skipped).
-    if config.getoption("--corpus-matrix") or config.getoption("markexpr"):
+    # The full matrices are long: without --full-matrix or a -m expression their
+    # tests are deselected (pytest reports them as "deselected", never skipped).
+    if config.getoption("full_matrix") or config.getoption("markexpr"):
         return
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("corpus_matrix") else keep).append(item)
+        full = item.get_closest_marker("corpus_matrix") or item.get_closest_marker("full_matrix")
+        (drop if full else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -38,8 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -48,6 +47,9 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 import runtime_fixtures as rf  # noqa: E402
+from transpiler.verify import inputs as verify_inputs  # noqa: E402
+from transpiler.verify.compare import compare as verify_compare  # noqa: E402
+from transpiler.verify.inputs import example_features, make_examples  # noqa: E402,F401  (used below)
 
 REPO = os.path.dirname(_HERE)
 DATA_DIR = os.path.join(_HERE, "data")
@@ -181,114 +183,11 @@ def read_graph(kind: str, path: str, encoding=None):
     return None, _parse(graph_pb2.GraphDef(), path, encoding)
 
 
-def _const_value(node):
-    from tensorflow.python.framework import tensor_util
-    return tensor_util.MakeNdarray(node.attr["value"].tensor)
-
-
-def example_features(graph_def) -> Dict[str, Tuple[str, List[int]]]:
-    """{feature key: (kind "float"|"int64"|"bytes", shape)} that the graph's
-    ParseExample / ParseExampleV2 / ParseSingleExample ops read (function
-    bodies too), for building tf.Example inputs."""
-    from tensorflow.core.framework import types_pb2
-    kinds = {types_pb2.DT_FLOAT: "float", types_pb2.DT_INT64: "int64",
-             types_pb2.DT_STRING: "bytes"}
-    scopes = [list(graph_def.node)] + [list(f.node_def) for f in graph_def.library.function]
-    feats: Dict[str, Tuple[str, List[int]]] = {}
-    for nodes in scopes:
-        by_name = {n.name: n for n in nodes}
-
-        def keys_of(inp):
-            node = by_name.get(inp.lstrip("^").split(":")[0])
-            if node is None or node.op != "Const":
-                return []
-            v = np.asarray(_const_value(node)).ravel()
-            return [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in v]
-
-        for n in nodes:
-            if n.op not in ("ParseExample", "ParseExampleV2", "ParseSingleExample"):
-                continue
-            tdense = [kinds.get(t, "float") for t in n.attr["Tdense"].list.type]
-            shapes = [[max(d.size, 1) for d in s.dim] for s in n.attr["dense_shapes"].list.shape]
-            stypes = [kinds.get(t, "float") for t in n.attr["sparse_types"].list.type]
-            data_inputs = [i for i in n.input if not i.startswith("^")]
-            if n.op == "ParseExample":
-                ns, nd = n.attr["Nsparse"].i, n.attr["Ndense"].i
-                skeys = [k for i in data_inputs[2:2 + ns] for k in keys_of(i)]
-                dkeys = [k for i in data_inputs[2 + ns:2 + ns + nd] for k in keys_of(i)]
-            elif n.op == "ParseExampleV2":
-                skeys = keys_of(data_inputs[2]) if len(data_inputs) > 2 else []
-                dkeys = keys_of(data_inputs[3]) if len(data_inputs) > 3 else []
-            else:
-                skeys = [k.decode() for k in n.attr["sparse_keys"].list.s]
-                dkeys = [k.decode() for k in n.attr["dense_keys"].list.s]
-            for k, t, s in zip(dkeys, tdense, shapes):
-                feats.setdefault(k, (t, s))
-            for k, t in zip(skeys, stypes):
-                feats.setdefault(k, (t, [1]))
-    return feats
-
-
-def make_examples(features: Dict[str, Tuple[str, List[int]]], values) -> np.ndarray:
-    """One serialized tf.train.Example per value; every feature gets
-    prod(shape) copies of the value (as int for int64, text for bytes)."""
-    _tf()
-    from tensorflow.core.example import example_pb2
-    out = []
-    for v in values:
-        ex = example_pb2.Example()
-        for key, (kind, shape) in sorted(features.items()):
-            n = int(np.prod(shape)) if shape else 1
-            f = ex.features.feature[key]
-            if kind == "float":
-                f.float_list.value.extend([float(v)] * n)
-            elif kind == "int64":
-                f.int64_list.value.extend([int(v)] * n)
-            else:
-                f.bytes_list.value.extend([str(v).encode()] * n)
-        out.append(ex.SerializeToString())
-    return np.array(out, dtype=object)
-
-
-# ---------------------------------------------------------------------------
-# inputs
-
-def _np_dtype(dt_name: str):
-    name = dt_name.replace("DT_", "").lower()
-    return {"float": np.float32, "double": np.float64, "half": np.float16,
-            "int32": np.int32, "int64": np.int64, "int8": np.int8, "int16": np.int16,
-            "uint8": np.uint8, "uint16": np.uint16, "bool": np.bool_,
-            "string": object}.get(name.replace("_ref", ""))
-
-
 def generated_value(model: str, tensor: str, dtype: str, shape, features=None):
-    """A deterministic input for a tensor of dtype (DT_*) and shape (None =
-    unknown rank: a scalar; -1 dims: 1). Scalar floats are 1.0 (a keep_prob
-    fed 1.0 keeps dropout deterministic); ints are 0/1 (safe as labels and
-    indices); strings feeding ParseExample are tf.Examples with its features."""
+    """transpiler.verify's generated input for a tensor (seeded by model/tensor), except where
+    INPUT_SHAPES knows the shape better than the model says."""
     shape = INPUT_SHAPES.get(model, {}).get(tensor, shape)
-    np_t = _np_dtype(dtype)
-    if np_t is object and features and not shape:
-        # ParseExample wants a batch (rank 1); a Placeholder shape {} of a
-        # producer < 21 graph means "unknown", not scalar
-        shape = [-1]
-    # unknown dims: 1 (broadcasts against anything)
-    dims = [] if shape is None else [1 if (d is None or d < 0) else int(d) for d in shape]
-    n = int(np.prod(dims)) if dims else 1
-    if np_t is object:
-        if features:
-            return make_examples(features, [1.0 + i for i in range(n)]).reshape(dims)
-        return np.array([b"a"] * n, dtype=object).reshape(dims)
-    if np_t is None:
-        np_t = np.float32
-    if np_t is np.bool_:
-        return np.zeros(dims, np.bool_)
-    if np.issubdtype(np_t, np.integer):
-        return (np.arange(n) % 2).astype(np_t).reshape(dims)
-    if not dims:
-        return np.array(1.0, np_t)
-    rs = np.random.RandomState(zlib.crc32(("%s/%s" % (model, tensor)).encode()) & 0x7fffffff)
-    return rs.uniform(0.5, 1.5, size=dims).round(3).astype(np_t)
+    return verify_inputs.generated_value("%s/%s" % (model, tensor), dtype, shape, features)
 
 
 def _shape_of(tensor_info):
@@ -462,7 +361,7 @@ def run_unit(release, kind, path, unit, checkpoint=None, encoding=None) -> dict:
     except rf.ReleaseLoadError as e:
         return {"loaded": False, "stage": e.stage or "load",
                 "error": first_line(e.message), "steps": {}}
-    except subprocess.TimeoutExpired:
+    except rf.LoaderTimeout:
         return {"loaded": False, "stage": "timeout",
                 "error": "loader timed out after %ss" % RUN_TIMEOUT, "steps": {}}
     except RuntimeError as e:           # the loader crashed (segfault, abort, ...)
@@ -484,32 +383,15 @@ class RuntimeUnavailableError(Exception):
 
 
 def compare(got: dict, want: dict, rtol=1e-5, atol=1e-6) -> Optional[str]:
-    """None when every key of want is in got with the same shape and values."""
+    """None when every key of want is in got with the same shape and values (verify's comparison;
+    a want value may be (array, rtol, atol))."""
     for key, w in sorted(want.items()):
-        if isinstance(w, tuple):
-            w, rtol_k, atol_k = w
-        else:
-            rtol_k, atol_k = rtol, atol
+        w, rtol_k, atol_k = w if isinstance(w, tuple) else (w, rtol, atol)
         if key not in got:
             return "output %s missing (has %s)" % (key, sorted(got))
-        g, w = np.asarray(got[key]), np.asarray(w)
-        if w.dtype.kind in "SUO" or g.dtype.kind in "SUO":
-            gg = np.char.decode(g.astype("S"), "utf-8", "replace") if g.size else g
-            ww = np.char.decode(w.astype("S"), "utf-8", "replace") if w.size else w
-            if g.shape != w.shape or not np.array_equal(gg, ww):
-                return "output %s differs: %r vs %r" % (key, g.ravel()[:3], w.ravel()[:3])
-            continue
-        if g.shape != w.shape:
-            return "output %s shape %s, expected %s" % (key, list(g.shape), list(w.shape))
-        if w.dtype.kind in "fc" or g.dtype.kind in "fc":
-            if not np.allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol_k,
-                               atol=atol_k, equal_nan=True):
-                return "output %s differs: max |diff| %.3g (got %s, expected %s)" % (
-                    key, float(np.nanmax(np.abs(g.astype(np.float64) - w.astype(np.float64))))
-                    if g.size else 0.0, np.array2string(g.ravel()[:3], precision=4),
-                    np.array2string(w.ravel()[:3], precision=4))
-        elif not np.array_equal(g, w):
-            return "output %s differs: %r vs %r" % (key, g.ravel()[:3], w.ravel()[:3])
+        check = verify_compare(key, got[key], w, rtol_k, atol_k)
+        if not check.ok:
+            return "output %s differs: %s" % (key, check.detail)
     return None
 
 

@@ -15,14 +15,16 @@ tests/conftest.py does ``from runtime_fixtures import *``.
   "steps": {id: {"ok": True, "outputs": {key: np.ndarray}} or {"ok": False,
   "error", "type", "stage"}}}: several steps (signature calls, feeds/fetches)
   against one model loaded once (SavedModel with a tag set, .meta with its
-  checkpoint, GraphDef); see tests/harness/tf1_run.py --plan.  Raises
+  checkpoint, GraphDef); see transpiler/runtimes/loader.py --plan.  Raises
   ReleaseLoadError when loading (or initializing) fails; a failing step is
   reported in its entry.  A plain function, also used by tools/corpus_matrix.py.
 
 ``version`` may also be "host": the TensorFlow installed for this Python
 (sys.executable), run in a subprocess through the same loader, so a model can
 be run in its source release (TF 2.x on the host) and in the target release
-with identical plumbing.
+with identical plumbing. The plumbing is the product's own
+(transpiler/runtimes/runner.py, which `tf-transpile verify` uses): these are
+only pytest's view of it (skip or, under CI, fail when a runtime is missing).
 
 Arrays pass through .npz files in a temporary directory under /tmp.  String
 inputs may be bytes/str/object arrays; they are sent as numpy 'S' arrays
@@ -31,14 +33,11 @@ come back as 'S' arrays (note: numpy 'S' drops trailing NUL bytes).
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
-import tempfile
-from typing import Dict, Iterable, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -49,9 +48,12 @@ if str(_HERE) not in sys.path:
 
 from transpiler.runtimes import provision as tf_runtimes  # noqa: E402
 from transpiler.runtimes.provision import RuntimeUnavailable, ensure_runtime  # noqa: E402
+from transpiler.runtimes.runner import (LOADER, LoaderTimeout, ReleaseLoadError, as_feedable, host_runtime,  # noqa: E402
+                                        run_loader, run_plan, workdir)
 
 __all__ = [
     "ReleaseLoadError",
+    "LoaderTimeout",
     "HARNESS_DIR",
     "TF1_RUN",
     "tf_release",
@@ -61,50 +63,12 @@ __all__ = [
 ]
 
 HARNESS_DIR = _HERE / "harness"
-TF1_RUN = HARNESS_DIR / "tf1_run.py"
+TF1_RUN = LOADER
 HOST = "host"
-
-
-class ReleaseLoadError(Exception):
-    """The release refused to load or run the model.
-
-    ``str(err)`` is the loader's error, e.g. "KeyError: u'FusedBatchNormV3'"
-    or "NotFoundError: Op type not registered 'Foo' in binary ...".
-    """
-
-    def __init__(self, message: str, *, version: str = "", error_type: str = "",
-                 stage: str = "", stderr: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.version = version
-        self.error_type = error_type
-        self.stage = stage
-        self.stderr = stderr
 
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-class _HostRuntime:
-    """The host's own TensorFlow, run as a subprocess (same surface as Runtime)."""
-
-    version = HOST
-
-    def chroot_path(self, host_path) -> str:
-        return os.path.realpath(os.fspath(host_path))
-
-    def run_python(self, script, args: Iterable = (), timeout: Optional[float] = 900,
-                   env: Optional[Mapping[str, str]] = None, cwd=None, **_ignored):
-        e = dict(os.environ)
-        e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        e["PYTHONDONTWRITEBYTECODE"] = "1"
-        if env:
-            e.update(env)
-        return subprocess.run([sys.executable, os.fspath(script)] + [os.fspath(a) for a in args],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              errors="replace", timeout=timeout, env=e,
-                              cwd=os.fspath(cwd) if cwd is not None else None)
 
 
 _runtimes: Dict[str, object] = {}
@@ -114,7 +78,7 @@ _failures: Dict[str, str] = {}
 def _get_release(version: str):
     v = str(version)
     if v == HOST:
-        return _HostRuntime()
+        return host_runtime()
     if os.environ.get("TF_TRANSPILE_SKIP_REAL_RUNTIMES") and not _in_ci():
         pytest.skip("real TF runtimes disabled by TF_TRANSPILE_SKIP_REAL_RUNTIMES")
     try:
@@ -140,69 +104,19 @@ def tf_release():
     return _get_release
 
 
-def _as_feedable(value) -> np.ndarray:
-    a = np.asarray(value)
-    if a.dtype.kind == "U":
-        a = np.char.encode(a, "utf-8")
-    elif a.dtype == object:
-        flat = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in a.ravel()]
-        a = (np.array(flat, dtype=bytes).reshape(a.shape) if flat
-             else np.zeros(a.shape, dtype="S1"))
-    return a
-
-
-def _run_loader(rt, args: Sequence[str], workdir: pathlib.Path, timeout: float) -> Dict[str, np.ndarray]:
-    return _run_loader_full(rt, args, workdir, timeout)[1]
-
-
-def _run_loader_full(rt, args: Sequence[str], workdir: pathlib.Path, timeout: float,
-                     cwd=None):
-    """(the loader's JSON result, {npz key: array})."""
-    out_npz = workdir / "out.npz"
-    argv = list(args) + ["--outputs", rt.chroot_path(out_npz)]
-    if cwd is None:
-        proc = rt.run_python(TF1_RUN, argv, timeout=timeout)
-    else:
-        proc = rt.run_python(TF1_RUN, argv, timeout=timeout, cwd=cwd)
-    result = None
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                result = json.loads(line)
-            except ValueError:
-                pass
-            break
-    version = getattr(rt, "version", "?")
-    if proc.returncode == 3 and result and "error" in result:
-        raise ReleaseLoadError(result["error"], version=version,
-                               error_type=result.get("type", ""),
-                               stage=result.get("stage", ""), stderr=proc.stderr)
-    if proc.returncode != 0 or not result or not result.get("ok"):
-        tail = "\n".join(proc.stderr.strip().splitlines()[-30:])
-        raise RuntimeError("tf1_run.py in TF %s failed (exit %s): %s\n--- stderr tail ---\n%s"
-                           % (version, proc.returncode, result or proc.stdout[-2000:], tail))
-    with np.load(str(out_npz), allow_pickle=False) as f:
-        return result, {k: f[k] for k in f.files}
-
-
-def _workdir() -> pathlib.Path:
-    # /tmp is visible inside the release roots (tf_runtimes binds it).
-    return pathlib.Path(tempfile.mkdtemp(prefix="tf-release-run-", dir="/tmp"))
-
-
 def _run_in_release(version: str, saved_model_dir, inputs: Mapping[str, object],
                     signature: str = "serving_default", tags: Sequence[str] = ("serve",),
                     timeout: float = 900) -> Dict[str, np.ndarray]:
     rt = _get_release(version)
     if isinstance(tags, str):
         tags = (tags,)
-    wd = _workdir()
+    wd = workdir()
     try:
         in_npz = wd / "in.npz"
-        np.savez(str(in_npz), **{k: _as_feedable(v) for k, v in inputs.items()})
+        np.savez(str(in_npz), **{k: as_feedable(v) for k, v in inputs.items()})
         args = ["--saved-model", rt.chroot_path(saved_model_dir), "--tags", ",".join(tags),
                 "--signature", signature, "--inputs", rt.chroot_path(in_npz)]
-        return _run_loader(rt, args, wd, timeout)
+        return run_loader(rt, args, wd, timeout)[1]
     finally:
         shutil.rmtree(str(wd), ignore_errors=True)
 
@@ -210,67 +124,26 @@ def _run_in_release(version: str, saved_model_dir, inputs: Mapping[str, object],
 def _run_graph_def_in_release(version: str, pb_path, feeds: Mapping[str, object],
                               fetches: Sequence[str], timeout: float = 900) -> Dict[str, np.ndarray]:
     rt = _get_release(version)
-    wd = _workdir()
+    wd = workdir()
     try:
         in_npz = wd / "in.npz"
-        arrays = {"feed_%d" % i: _as_feedable(v) for i, v in enumerate(feeds.values())}
+        arrays = {"feed_%d" % i: as_feedable(v) for i, v in enumerate(feeds.values())}
         np.savez(str(in_npz), **arrays)
         args = ["--graph-def", rt.chroot_path(pb_path), "--inputs", rt.chroot_path(in_npz)]
         for i, name in enumerate(feeds):
             args += ["--feed", "%s=feed_%d" % (name, i)]
         for i, name in enumerate(fetches):
             args += ["--fetch", "%s=fetch_%d" % (name, i)]
-        raw = _run_loader(rt, args, wd, timeout)
+        raw = run_loader(rt, args, wd, timeout)[1]
         return {name: raw["fetch_%d" % i] for i, name in enumerate(fetches)}
     finally:
         shutil.rmtree(str(wd), ignore_errors=True)
 
 
-def _pack_arrays(arrays: Mapping[str, object]) -> Dict[str, np.ndarray]:
-    """String arrays as KEY~u8 + KEY~len (tf1_run.py rebuilds them with their
-    trailing NUL bytes, which an 'S' array drops); the rest as _as_feedable."""
-    out = {}
-    for k, v in arrays.items():
-        a = np.asarray(v)
-        if a.dtype.kind in "USO":
-            items = [x if isinstance(x, bytes) else str(x).encode("utf-8") for x in a.ravel()]
-            out[k + "~u8"] = np.frombuffer(b"".join(items), dtype=np.uint8).copy()
-            out[k + "~len"] = np.array([len(x) for x in items], np.int64).reshape(a.shape)
-        else:
-            out[k] = _as_feedable(a)
-    return out
-
-
 def run_plan_in_release(version: str, plan: Mapping[str, object],
                         arrays: Mapping[str, object], timeout: float = 900) -> Dict[str, object]:
-    """Runs a tf1_run.py plan (host paths in plan["path"]/["checkpoint"])."""
-    rt = _get_release(version)
-    wd = _workdir()
-    try:
-        plan = dict(plan)
-        plan["path"] = rt.chroot_path(plan["path"])
-        if plan.get("checkpoint"):
-            # a prefix need not exist as a file: translate its directory
-            ckpt = os.fspath(plan["checkpoint"])
-            plan["checkpoint"] = os.path.join(rt.chroot_path(os.path.dirname(ckpt) or "."),
-                                              os.path.basename(ckpt))
-        plan_file = wd / "plan.json"
-        plan_file.write_text(json.dumps(plan))
-        in_npz = wd / "in.npz"
-        np.savez(str(in_npz), **_pack_arrays(arrays))
-        result, raw = _run_loader_full(
-            rt, ["--plan", rt.chroot_path(plan_file), "--inputs", rt.chroot_path(in_npz)],
-            wd, timeout, cwd=wd)   # a fetched save op writes its checkpoint here, not in the clone
-        steps = {}
-        for sid, st in (result.get("steps") or {}).items():
-            st = dict(st)
-            if st.get("ok"):
-                st["outputs"] = {k: raw[v[0]] for k, v in st["outputs"].items()}
-            steps[sid] = st
-        return {"tf_version": result.get("tf_version"), "signatures": result.get("signatures"),
-                "steps": steps}
-    finally:
-        shutil.rmtree(str(wd), ignore_errors=True)
+    """runner.run_plan in the release `version` ("host": this Python's TF)."""
+    return run_plan(_get_release(version), plan, arrays, timeout)
 
 
 @pytest.fixture(scope="session")

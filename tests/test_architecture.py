@@ -14,7 +14,7 @@ import networkx as nx
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "transpiler"
 
-LAYERS = ["errors", "options", "version", "runtimes", "io", "ir", "knowledge", "engine", "passes", "backends", "pipeline", "cli"]
+LAYERS = ["errors", "options", "version", "runtimes", "io", "ir", "knowledge", "engine", "passes", "backends", "pipeline", "verify", "cli"]
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -55,6 +55,40 @@ def test_corrupt_saved_model(cli, tmp_path, model):
     assert tree_digest(model) == before
 
 
+def _flip_a_byte(path: Path, at: int = 2) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated shard", "missing shard"])
+def test_corrupt_checkpoint_is_refused_not_copied(cli, tmp_path, model, damage):
+    """TF verifies each tensor's crc32c when it restores: a damaged checkpoint would fail in the
+    target, so it is refused here, by tensor and file, before anything is written."""
+    (shard,) = (model / "variables").glob("variables.data-*")
+    if damage == "flipped byte":
+        _flip_a_byte(shard)
+    elif damage == "truncated shard":
+        shard.write_bytes(shard.read_bytes()[:3])
+    else:
+        shard.unlink()
+    before = tree_digest(model)
+    result = cli(model, tmp_path / "out", "--to", "1.8")
+    assert_one_line_error(result, "corrupt checkpoint", "variables/variables")
+    assert_nothing_written(tmp_path, tmp_path / "out")
+    assert tree_digest(model) == before
+
+
+def test_every_corpus_checkpoint_passes_the_check(corpus_case):
+    """No false alarms: the check accepts every real V2 checkpoint in the corpus."""
+    from transpiler.io.tensor_bundle import check_bundle
+
+    indexes = sorted(Path(corpus_case(GOOD)).parent.rglob("*.index"))
+    assert len(indexes) >= 15
+    for index in indexes:
+        check_bundle(Path(str(index)[:-len(".index")]))
+
+
 def test_corrupt_graph_def(cli, tmp_path):
     bad = tmp_path / "frozen.pb"
     bad.write_bytes(b"\x00\x01 not a graph \xff")

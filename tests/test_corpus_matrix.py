@@ -23,12 +23,6 @@ import corpus_matrix as cm
 
 # Causes, with the error seen in the real release (bench/corpus_matrix_results.md
 # has the full run). Each entry names an open problem; delete it when its fix lands.
-_TAGS_EMPTY = (
-    "upgrade drops the empty tag set: 'MetaGraphDef associated with tags  could not be "
-    "found in SavedModel, with available tags [{serve}]'")
-_TAGS_TRAIN_SERVE = (
-    "upgrade drops the train,serve tag set: 'MetaGraphDef associated with tags 'train', "
-    "'serve' could not be found in SavedModel, with available tags [{serve}]'")
 _TF14_COMPRESSED_CHECKPOINT = (
     "(cause not in the issue) TF 1.4 cannot read this TF 1.14 checkpoint: 'DataLossError: "
     "... variables.index ... corrupted compressed block contents'; convert copies "
@@ -45,8 +39,6 @@ _GPU_PINNED = (
 # (model, release) -> cause. Strict xfails: a case that starts passing fails
 # until its entry is deleted.
 KNOWN_FAILURES = {
-    ("hub__hub_module_v1_mini", "2.21"): _TAGS_EMPTY,
-    ("rust__regression_model_2017", "2.21"): _TAGS_TRAIN_SERVE,
     ("serving__saved_model_half_plus_two_cpu", "1.4"): _TF14_COMPRESSED_CHECKPOINT,
     **{("tensorflow__parse_example_graph_def", r): _INVALID_INPUT for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},
     **{("tensorflow__xla_lstm_layer_inference", r): _GPU_PINNED for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},

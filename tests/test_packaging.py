@@ -15,6 +15,7 @@ def test_wheel_contains_rules_and_opset_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "transpiler/data/opsets.json" in names
     assert "transpiler/data/rule.schema.json" in names
+    assert "transpiler/runtimes/loader.py" in names   # `verify` runs it in the target's interpreter
     shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("transpiler/builtin_rules/")}
     assert {p.name for p in (ROOT / "rules").glob("*.yaml")} | {"macros.j2"} <= shipped
     packages = {n.rsplit("/", 1)[0] for n in names if n.startswith("transpiler/") and n.endswith("/__init__.py")}

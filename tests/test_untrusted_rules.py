@@ -168,7 +168,7 @@ def test_findings_against_the_opset_data_are_listed_with_exit_1(cli, tmp_path):
     """A file that loads and renders, but names an op no release has: a finding, not an error."""
     result = cli("rules", "check", write(tmp_path, HEAD.replace("MulNoNan", "NoSuchOp") + "    refuse: r\n"))
     assert result.returncode == 1 and not result.stderr
-    assert "hostile.yaml:2: rule 'hostile': field 'match.op'" in result.stdout and "1 problem(s)" in result.stdout
+    assert "hostile.yaml:4: rule 'hostile': field 'match.op'" in result.stdout and "1 problem(s)" in result.stdout
 
 
 def test_families_of_mixed_types_cannot_reach_the_sort(tmp_path):
@@ -307,7 +307,7 @@ def test_hostile_template_in_a_conversion(cli, tmp_path, model, action, name, te
 def test_hostile_template_on_rules_check(cli, tmp_path, name, template, fragment):
     """`rules check` renders each template on the rule's examples."""
     result = cli("rules", "check", write(tmp_path, decompose(template)))
-    assert_one_line(result, "hostile.yaml:2: rule 'hostile': field 'decompose' (example 0): template", fragment)
+    assert_one_line(result, "hostile.yaml:5: rule 'hostile': field 'decompose' (example 0): template", fragment)
 
 
 @pytest.mark.parametrize("field,text", [

@@ -393,3 +393,15 @@ def test_upgrade_for_an_older_tf2_release_loads_natively_there(release, name, ta
     assert info["resource"] and {v[:-2] for v in info["variables"]} == tf1_variable_names(case)
     with np.load(str(tmp_path / "got.npz")) as got:
         assert_outputs_match({k: got[k] for k in got.files}, case, rtol=TOL, atol=TOL)
+
+
+def test_upgrading_twice_writes_the_same_bytes(cli, corpus_case, tmp_path):
+    """Reproducible output: TF draws fingerprint.pb's uuid at random; the tool derives it from the content."""
+    src = corpus_case("tensorflow__sm_half_plus_two_2017")
+    trees = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        result = cli(src, out, "--to", "2.21")
+        assert result.returncode == 0, result.stderr
+        trees.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert "fingerprint.pb" in trees[0]
+    assert trees[0] == trees[1]

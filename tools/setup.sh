@@ -42,6 +42,12 @@ case "${1:-example}" in
     if [ -z "${2:-}" ]; then rm -rf "$out"; fi   # the default OUT is ours; a given OUT is never deleted
     "$BIN/tf-transpile" examples/half_plus_two_tf214 "$out" --to 1.8
     "$BIN/tf-transpile" check "$out" --to 1.8
+    if "$BIN/tf-transpile" runtimes list 2>/dev/null | grep -q "1.8.0 *installed"; then
+      "$BIN/tf-transpile" verify examples/half_plus_two_tf214 "$out" --release 1.8   # the numbers, in real TF 1.8
+    else
+      say "to see real TF 1.8 compute the same numbers: $BIN/tf-transpile runtimes install 1.8 (root, ~0.5 GB)" \
+          "&& $BIN/tf-transpile verify examples/half_plus_two_tf214 $out --release 1.8"
+    fi
     say "the converted model is in $out; tf-transpile is $BIN/tf-transpile"
     ;;
   test)

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 
 from transpiler.errors import TranspileError
 from transpiler.io.protos import attr_value_pb2, types_pb2
-from transpiler.io.readers import Model
+from transpiler.io.readers import Kind, Model
 from transpiler.ir.graph import GraphDefIR, Tensor
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset
@@ -77,6 +77,8 @@ class Plan:
     variables: List[VariableSpec]
     checkpoint: Optional[Path]
     notes: List[str]
+    #: The input meta graph's tags: the output keeps them (tf.saved_model.save writes "serve").
+    tags: List[str] = dataclasses.field(default_factory=lambda: ["serve"])
 
 
 # ---------------------------------------------------------------------------
@@ -105,7 +107,8 @@ def plan_saved_model(ir: GraphDefIR, ctx: Context, notes: List[str]) -> Plan:
         _drop_stale_colocation(ir, node)
     graph_def = ir.lower()
     graph_def.versions.producer = min(graph_def.versions.producer, ctx.opset.graph_def_version)
-    return Plan(graph_def, state["signatures"], variables, model.checkpoint, notes)
+    return Plan(graph_def, state["signatures"], variables, model.checkpoint, notes,
+                list(ctx.meta_graph.meta_info_def.tags) if model.kind is Kind.SAVED_MODEL else ["serve"])
 
 
 def host_release() -> Optional[str]:
@@ -261,7 +264,47 @@ def build_saved_model(plan: Plan, out: Path) -> Optional[str]:
                                                                               str(exc).splitlines()[0])) from None
     functions = {s.key: _signature_function(tf, wrapped, s) for s in plan.signatures}
     tf.saved_model.save(root, str(out), signatures=functions)
+    if sorted(plan.tags) != ["serve"]:
+        _retag(out, plan.tags)
+    _deterministic_fingerprint(out / "fingerprint.pb")
     return host_release()
+
+
+def _retag(out: Path, tags: List[str]) -> None:
+    """Give the written meta graph the input's tags: code that loaded IN with its tags loads OUT the same way
+    (tf.saved_model.load without tags takes the only meta graph either way). The fingerprint covers
+    saved_model.pb, so it is computed again (or left out where the host's TF cannot)."""
+    from transpiler.io.protos import saved_model_pb2
+
+    path = out / "saved_model.pb"
+    sm = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    del sm.meta_graphs[0].meta_info_def.tags[:]
+    sm.meta_graphs[0].meta_info_def.tags.extend(tags)
+    path.write_bytes(sm.SerializeToString(deterministic=True))
+    try:
+        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+    except ImportError:
+        (out / "fingerprint.pb").unlink(missing_ok=True)
+        return
+    (out / "fingerprint.pb").write_bytes(fingerprinting.CreateFingerprintDef(str(out)))
+
+
+def _deterministic_fingerprint(path: Path) -> None:
+    """TF draws the fingerprint's uuid at random on every save; derive it from the content hashes
+    the fingerprint already holds, so converting the same model twice writes the same bytes."""
+    import hashlib
+
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    if not path.is_file():   # releases before 2.13 write none
+        return
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
+    if not fingerprint.uuid:
+        return
+    fingerprint.ClearField("uuid")
+    content = fingerprint.SerializeToString(deterministic=True)
+    fingerprint.uuid = str(int.from_bytes(hashlib.sha256(content).digest()[:16], "big"))
+    path.write_bytes(fingerprint.SerializeToString())
 
 
 def _value(tf, reader, spec: VariableSpec):

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from transpiler.cli import batch as batch_cli
+from transpiler.cli import verify as verify_cli
 from transpiler.version import __version__
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.options import DEFAULT_UNFREEZE_MIN_SIZE, ConvertOptions, UnfreezeOptions
@@ -21,9 +23,12 @@ PROG = "tf-transpile"
 
 USAGE = """\
 tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX] [--inline-functions]
-                    [--variables resource|ref] [--freeze] [--clear-devices]
+                    [--variables resource|ref] [--freeze] [--clear-devices] [--verify [--python PATH] ...]
                     [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
+       tf-transpile batch IN_DIR OUT_DIR --to VERSION [--jobs N] [--shard K/N] [any conversion option]
        tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
+       tf-transpile verify IN OUT --release VERSION [--python PATH] [--inputs-file F] [--format text|json]
+       tf-transpile runtimes list|install|remove [VERSION...]
        tf-transpile check IN --to VERSION [--format text|json]
        tf-transpile explain IN --to VERSION [any conversion option]
        tf-transpile rules list|check|test [...]
@@ -40,11 +45,16 @@ GraphDef, anything else a SavedModel directory. It is written atomically.
 
 commands:
   IN OUT --to V         convert IN for release V (e.g. 1.8, 1.15, 2.21)
+  verify IN OUT --release V  load OUT in real TF V and compare every output with IN's (exit 1 if any differs)
+  runtimes list|install|remove  the real TF releases verify runs models in
+  batch IN_DIR OUT_DIR --to V  convert every model under IN_DIR in parallel into OUT_DIR (same relative
+                        paths); one JSON line per model; resumable; --shard K/N splits it over machines
   check IN --to V       report what blocks loading IN, unchanged, in release V (exit 1 if anything)
   checkpoint IN OUT     convert a name-based TF 1.x checkpoint to an object-based one, or back
   explain IN --to V     dry run of a conversion: which rule fires where, and what would still block
-  rules list [--to V]   every rule, its family, what it matches and when it applies
-  rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data)
+  rules list [--to V]   every rule, its family, what it matches and when it applies (--format json)
+  rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data):
+                        every problem, file:line, with "did you mean" for unknown op names
   rules test [FILE...]  run rules' own examples: original op vs. rewrite, in the host TF
   releases              list the releases tf-transpile knows
 """
@@ -52,14 +62,18 @@ commands:
 EPILOG = """\
 examples:
   tf-transpile model/ model_tf18/ --to 1.8
+  tf-transpile model/ model_tf18/ --to 1.8 --verify        # ... and prove it in real TF 1.8
+  tf-transpile verify model/ model_tf18/ --release 1.8 --python ~/venvs/tf18/bin/python
   tf-transpile check frozen.pb --to 1.12 --format json
   tf-transpile model/ out/ --to 1.8 --rules my_rules.yaml   # add or override rules by id
   tf-transpile rules test my_rules.yaml                     # prove a new rule on its examples
   tf-transpile tf1_model/ tf2_model/ --to 2.21              # a native TF 2 SavedModel (tf.saved_model.load)
   tf-transpile frozen.pb tf2_model/ --to 2.21 --unfreeze    # ... with the weights trainable again
   tf-transpile checkpoint model.ckpt tf2.ckpt --model tf2_model/   # name-based -> object-based
+  tf-transpile batch models/ models_tf18/ --to 1.8 --jobs 4 > results.jsonl  # a whole tree; reruns resume
 exit status: 0 done; 1 the model cannot be made to load in the target (every blocking node and op is
-named, nothing is written); 2 bad input or usage; 3 an internal error (a bug: please report it, with
+named, nothing is written), or --verify found OUT failing in the target (OUT is kept, the failing signature
+and output are named); 2 bad input or usage; 3 an internal error (a bug: please report it, with
 TF_TRANSPILE_DEBUG=1 for a traceback); 130 interrupted (nothing written)."""
 
 
@@ -75,11 +89,15 @@ def _convert_parser() -> argparse.ArgumentParser:
     add_convert_options(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    p.add_argument("--verify", action="store_true",
+                   help="then load OUT in the real target release and compare its outputs with IN's"
+                        " (see `tf-transpile verify --help`)")
+    verify_cli.add_verify_options(p)
     return p
 
 
 def add_convert_options(p: argparse.ArgumentParser) -> None:
-    """Every option a conversion depends on: shared by convert and explain (a dry run of convert)."""
+    """Every option a conversion depends on: shared by convert, explain (a dry run of convert) and batch."""
     _add_target(p)
     _add_rules(p)
     p.add_argument("--variables", choices=("resource", "ref"), default="resource",
@@ -108,7 +126,7 @@ def add_convert_options(p: argparse.ArgumentParser) -> None:
 
 
 def convert_options(args: argparse.Namespace) -> ConvertOptions:
-    """The one ConvertOptions of parsed arguments (convert and explain)."""
+    """The one ConvertOptions of parsed arguments (convert, explain and batch)."""
     unfreeze = None
     if args.unfreeze or args.unfreeze_pattern or args.unfreeze_names:
         unfreeze = UnfreezeOptions(args.unfreeze_min_size, args.unfreeze_pattern, tuple(args.unfreeze_names))
@@ -179,6 +197,9 @@ def _cmd_rules(argv: List[str]) -> int:
     listing = sub.add_parser("list", help="every rule, what it matches and when it applies")
     listing.add_argument("--to", metavar="VERSION", help="only rules active for this target")
     listing.add_argument("--verbose", "-v", action="store_true", help="also list the attrs the generic rule strips")
+    listing.add_argument("--format", choices=("text", "json"), default="text",
+                         help="text: an aligned table with a header; json: a list of rules (with --to, the attrs"
+                              " the generic rule strips)")
     _add_rules(listing)
     sub.add_parser("check", help="validate rule files").add_argument("files", nargs="+", type=Path, metavar="FILE")
     sub.add_parser("test", help="run rules' examples in the host TF").add_argument(
@@ -215,7 +236,10 @@ def _cmd_checkpoint(argv: List[str]) -> int:
 
 
 COMMANDS = {"check": _cmd_check, "explain": _cmd_explain, "releases": _cmd_releases, "rules": _cmd_rules,
-            "checkpoint": _cmd_checkpoint}
+            "checkpoint": _cmd_checkpoint,
+            "batch": lambda argv: batch_cli.cmd_batch(argv, _parser, add_convert_options, convert_options),
+            "verify": lambda argv: verify_cli.cmd_verify(argv, _parser),
+            "runtimes": lambda argv: verify_cli.cmd_runtimes(argv, _parser)}
 
 
 def _run(argv: List[str]) -> int:
@@ -225,13 +249,23 @@ def _run(argv: List[str]) -> int:
         return COMMANDS[argv[0]](argv[1:])
     args = _convert_parser().parse_args(argv)
     report = convert(args.input, args.output, convert_options(args))
-    if args.format == "json":
-        print(report.to_json())
-    else:
+    if args.format != "json":
         print(report.fired_summary())
         for note in report.notes:
             print("note: " + note)
-        print("wrote %s for TF %s" % (args.output, report.target))
+        how = "" if args.verify else " (checked against its op registry; --verify runs it there)"
+        print("wrote %s for TF %s%s" % (args.output, report.target, how))
+    verified = verify_cli.run_verify(args, args.input, args.output, report.target) if args.verify else None
+    if args.format == "json" and verified is None:
+        print(report.to_json())
+    elif args.format == "json":
+        document = json.loads(report.to_json())
+        document["verify"] = verified.to_dict()
+        print(json.dumps(document, indent=2, sort_keys=True))
+    if verified is not None and not verified.ok:
+        print("%s: %s was written, but it fails in TF %s (see above); it is kept for inspection"
+              % (PROG, args.output, report.target), file=sys.stderr)
+        return 1
     return 0
 
 

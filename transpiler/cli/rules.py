@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import json
+import sys
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 from transpiler.errors import TranspileError
 from transpiler.knowledge.releases import Catalog, catalog
@@ -12,17 +15,45 @@ from transpiler.engine.rule_files import Rule, RuleFileError, load_rule_file, lo
 from transpiler.engine.templates import TemplateError, render, render_nodes, render_text
 
 
+#: Columns of `rules list`: header, and the value of a rule.
+LIST_COLUMNS = (("ID", lambda r: r.id), ("FAMILY", lambda r: r.family), ("MATCH", lambda r: r.op),
+                ("ACTION", lambda r: r.action), ("WHEN", lambda r: _when(r)))
+
+
 def list_rules(args) -> int:
+    """Every rule (active for --to V), as an aligned table with a header or, with --format json, a JSON list."""
     rules = load_rules(args.rules)
     if args.to:
         opset = catalog().opset(args.to)
         rules = RulePass(rules, opset).rules
-    for rule in rules:
-        print("%-34s %-12s %-20s %-19s %s" % (rule.id, rule.family, "match " + rule.op, rule.action, _when(rule)))
-        if args.verbose and args.to and rule.action == "strip_default_attrs":
-            for op, attr, release in stripped_attrs(catalog(), catalog().resolve(args.to)):
+    strips = (list(stripped_attrs(catalog(), catalog().resolve(args.to)))
+              if args.to and (args.verbose or args.format == "json") else [])
+    if args.format == "json":
+        print(json.dumps([_rule_json(rule, strips) for rule in rules], indent=2, sort_keys=True))
+        return 0
+    rows = [[value(rule) for _, value in LIST_COLUMNS] for rule in rules]
+    widths = [max([len(name)] + [len(row[i]) for row in rows]) for i, (name, _) in enumerate(LIST_COLUMNS)]
+    print(_row([name for name, _ in LIST_COLUMNS], widths))
+    for rule, row in zip(rules, rows):
+        print(_row(row, widths))
+        if args.verbose and rule.action == "strip_default_attrs":
+            for op, attr, release in strips:
                 print("    %s.%s (added in %s)" % (op, attr, release))
+    print("%d rule(s)%s" % (len(rules), " active for TF %s" % catalog().opset(args.to).short if args.to else ""))
     return 0
+
+
+def _row(cells: List[str], widths: List[int]) -> str:
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+
+
+def _rule_json(rule: Rule, strips: list) -> dict:
+    document = {"id": rule.id, "family": rule.family, "match": rule.match, "action": rule.action,
+                "when": rule.when, "when_text": _when(rule), "priority": rule.priority, "why": rule.why,
+                "source": rule.source, "examples": len(rule.examples)}
+    if rule.action == "strip_default_attrs" and strips:
+        document["strips"] = [{"op": op, "attr": attr, "added_in": release} for op, attr, release in strips]
+    return document
 
 
 def _when(rule: Rule) -> str:
@@ -44,46 +75,91 @@ def stripped_attrs(cat: Catalog, release: str) -> Iterator[tuple]:
 
 
 def check_rules(args) -> int:
-    """Lint every file: a file that cannot be used stops the check (RuleFileError: one line, exit 2);
-    findings against the opset data are listed (exit 1)."""
-    problems = [p for path in args.files for p in lint_file(path)]
-    for problem in problems:
-        print(problem)
-    print("%d file(s), %d problem(s)" % (len(args.files), len(problems)))
-    return 1 if problems else 0
+    """Lint every file and list every problem found, each with its file:line: those that make a file
+    unusable (YAML, schema, a template failing on an example) as errors on stderr, exit 2; findings
+    against the opset data (an unknown op, with the close names) on stdout, exit 1."""
+    errors = findings = 0
+    for path in args.files:
+        for _, usable, message in check_file(path):
+            if usable:
+                findings += 1
+                print(message, flush=True)
+            else:
+                errors += 1
+                print("tf-transpile: error: %s" % message, file=sys.stderr, flush=True)
+    print("%d file(s), %d problem(s)" % (len(args.files), errors + findings))
+    return 2 if errors else 1 if findings else 0
+
+
+def check_file(path: Path) -> List[Tuple[int, bool, str]]:
+    """(line, usable, message) of every problem of one rule file, in file order: `usable` is False for a
+    problem that makes the file unusable (rules that load are linted all the same), True for a finding."""
+    problems: List[RuleFileError] = []
+    try:
+        rules = load_rule_file(path, problems)
+    except RuleFileError as exc:  # cannot be read or parsed at all
+        return [(exc.line, False, message) for message in exc.problems]
+    found = [(p.line, False, message) for p in problems for message in p.problems]
+    for rule in rules:
+        try:
+            for field, message in lint_rule(rule, catalog()):
+                found.append((_line_of(rule, field), True, _finding(rule, field, message)))
+        except RuleFileError as exc:
+            found.append((exc.line, False, str(exc)))
+    return sorted(found, key=lambda item: item[0])
 
 
 def lint_file(path: Path) -> List[str]:
     """Findings against the opset data for every rule of `path` (ops and attrs it names, ops its
     templates emit). Raises RuleFileError when the file does not load or a template fails on an example."""
     rules = load_rule_file(path)
-    return ["%s: rule '%s': %s" % (rule.source, rule.id, msg) for rule in rules for msg in lint_rule(rule, catalog())]
+    return [_finding(rule, field, message) for rule in rules for field, message in lint_rule(rule, catalog())]
 
 
-def lint_rule(rule: Rule, cat: Catalog) -> Iterator[str]:
-    ops = [rule.op] if rule.op != "*" else []
-    if rule.action == "rename" and "op" in rule.spec:
-        ops.append(rule.spec["op"])
-    ops += [str(v).partition(".")[0] for k, v in rule.when.items()
+def _finding(rule: Rule, field: str, message: str) -> str:
+    return "%s: rule '%s': field '%s': %s" % (rule.where(field.partition(" ")[0]), rule.id, field, message)
+
+
+def _line_of(rule: Rule, field: str) -> int:
+    return int(rule.where(field.partition(" ")[0]).rpartition(":")[2] or 0)
+
+
+def lint_rule(rule: Rule, cat: Catalog) -> Iterator[Tuple[str, str]]:
+    """(field, message) of each finding against the opset data."""
+    ops = [("match.op", rule.op)] if rule.op != "*" else []
+    if rule.action == "rename" and isinstance(rule.spec, dict) and "op" in rule.spec:
+        ops.append(("rename.op", rule.spec["op"]))
+    ops += [("when." + k, str(v).partition(".")[0]) for k, v in rule.when.items()
             if k in ("target_lacks_op", "target_has_op", "target_lacks_attr")]
     if "target_before" in rule.when:
         try:
             cat.resolve(str(rule.when["target_before"]))
         except TranspileError as exc:
-            yield "field 'when.target_before': %s" % exc
-    for op in ops:
-        if cat.last_release(op) is None and not cat.contrib_releases(op):
-            yield "field 'match.op'/'rename.op'/'when': op %s is unknown to every known release" % op
-    if ops and cat.last_release(rule.op):
+            yield "when.target_before", str(exc)
+    for field, op in ops:
+        if not _known_op(cat, op):
+            yield field, cat.unknown_op(op)
+    if not _known_op(cat, rule.op):
+        return  # nothing else can be checked against an op no release has
+    if cat.last_release(rule.op):
         newest = cat.op_def(rule.op, cat.last_release(rule.op))
         names = {a.name for a in newest.attr}
         for attr in list((rule.match.get("attrs") or {})) + list(rule.match.get("default_attrs") or []):
             if attr not in names:
-                yield "field 'match.attrs': op %s has no attr '%s'" % (rule.op, attr)
+                yield "match.attrs", "op %s has no attr '%s'%s" % (rule.op, attr, _close(attr, names))
     yield from _lint_templates(rule, cat)
 
 
-def _lint_templates(rule: Rule, cat: Catalog) -> Iterator[str]:
+def _known_op(cat: Catalog, op: str) -> bool:
+    return op == "*" or cat.last_release(op) is not None or bool(cat.contrib_releases(op))
+
+
+def _close(name: str, names) -> str:
+    close = difflib.get_close_matches(name, sorted(names), n=3)
+    return "; did you mean %s?" % " or ".join(close) if close else ""
+
+
+def _lint_templates(rule: Rule, cat: Catalog) -> Iterator[Tuple[str, str]]:
     """Render every template of the rule on each example: a template that fails is a RuleFileError;
     the ops a decomposition emits must exist somewhere."""
     from transpiler.engine.examples import build_example, target_for
@@ -93,25 +169,28 @@ def _lint_templates(rule: Rule, cat: Catalog) -> Iterator[str]:
         options = example.get("options")
         release = example.get("target") or target_for(rule, cat, [rule], options)
         if release is None:
-            yield "field 'when': the rule is active for no known release"
+            yield "when", "the rule is active for no known release"
             return
-        rules = RulePass([rule], cat.opset(release), options)
+        field = "examples[%d]" % index
         try:
+            rules = RulePass([rule], cat.opset(release), options)
             graph_def, _ = build_example(rule, example, rules, None, sample=False)
             ir = lift(graph_def)
         except (TranspileError, KeyError, ValueError) as exc:
-            yield "field 'examples[%d]': cannot build the example: %s" % (index, exc)
+            yield field, "cannot build the example: %s" % exc
             continue
         context = rules.template_context(ir, ir["subject"])
-        for field, source in rule.templates():
+        for name, source in rule.templates():
             try:
-                rendered = _RENDER.get(field, render_text)(source, context)
+                rendered = _RENDER.get(name, render_text)(source, context)
             except TemplateError as exc:
                 raise RuleFileError("%s: rule '%s': field '%s' (example %d): %s"
-                                    % (rule.source, rule.id, field, index, exc)) from None
-            for spec in rendered if field == "decompose" else []:
-                if cat.last_release(spec.op) is None:
-                    yield "field 'decompose' (example %d): emits unknown op %s" % (index, spec.op)
+                                    % (rule.where(name), rule.id, name, index, exc),
+                                    _line_of(rule, name)) from None
+            for spec in rendered if name == "decompose" else []:
+                if cat.last_release(spec.op) is None and not cat.contrib_releases(spec.op):
+                    yield ("decompose (example %d)" % index,
+                           "emits op %s, unknown to every known release%s" % (spec.op, cat.did_you_mean(spec.op)))
 
 
 #: How each template field renders (the others, refuse and outputs[i], are plain text).
@@ -129,7 +208,13 @@ def test_rules(args) -> int:
             print("%-34s no examples%s" % (rule.id, " (required for decompositions)" if rule.action == "decompose" else ""))
             failed += rule.action == "decompose"
             continue
-        for result in run_examples(rule, rules):
+        try:
+            results = run_examples(rule, rules)
+        except TranspileError as exc:  # the example cannot be built: a typo in an op or attr name
+            print("%-34s FAIL  %s: %s" % (rule.id, rule.source, exc))
+            failed += 1
+            continue
+        for result in results:
             state = {True: "ok  ", False: "FAIL", None: "n/a "}[result.ok]
             print("%-34s example %d  TF %-7s %s  %s" % (rule.id, result.index, result.target, state, result.message))
             failed += result.ok is False

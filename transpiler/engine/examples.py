@@ -9,6 +9,7 @@ compare every output the original had.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import List, Optional
 
 import numpy as np
@@ -19,6 +20,7 @@ from transpiler.io.protos import graph_pb2, types_pb2
 from transpiler.knowledge.releases import Catalog, catalog
 from transpiler.engine.rule_pass import RulePass
 from transpiler.knowledge.opdefs import output_ports
+from transpiler.engine import RuleError
 from transpiler.engine.rule_files import Rule, load_rules
 from transpiler.io.tf_runtime import run_graph
 
@@ -117,6 +119,8 @@ def compare(want: np.ndarray, have: np.ndarray, tolerance: float) -> Optional[st
 def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool = True) -> tuple:
     """A GraphDef with one placeholder per input and the node under test named NODE (feeds only if `sample`)."""
     source = rules.source_def(rule.op)
+    if source is None:  # a typo in match.op: no example can be built
+        raise RuleError("field 'match.op': %s" % rules.catalog.unknown_op(rule.op))
     graph_def = graph_pb2.GraphDef()
     feeds, inputs = {}, []
     for i, spec in enumerate(example.get("inputs") or []):
@@ -140,6 +144,10 @@ def build_example(rule: Rule, example: dict, rules: RulePass, rng, sample: bool 
     node = graph_def.node.add(name=NODE, op=rule.op, input=inputs)
     attr_types = {a.name: a.type for a in source.attr}
     for attr, value in (example.get("attrs") or {}).items():
+        if attr not in attr_types:
+            close = difflib.get_close_matches(attr, sorted(attr_types), n=3)
+            raise RuleError("field 'attrs': op %s has no attr '%s'%s"
+                            % (rule.op, attr, "; did you mean %s?" % " or ".join(close) if close else ""))
         node.attr[attr].CopyFrom(make_attr(attr_types[attr], value))
     graph_def.versions.producer = rules.catalog.info[rules.catalog.releases[-1]]["graph_def_version"]
     return graph_def, feeds

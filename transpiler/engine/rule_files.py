@@ -6,7 +6,10 @@ expansion). Every field is then checked against ``data/rule.schema.json``
 (the schema editors use; `_validate` interprets the keywords it uses), and
 the templates parse in the sandbox. A bad rule file is one RuleFileError
 naming file:line, rule id and field, never a traceback:
-"rules/x.yaml:12: rule 'leaky-relu': field 'match.op': required".
+"rules/x.yaml:12: rule 'leaky-relu': field 'match.op': required". Loading
+goes on past a problem to find the others: the error's message is the first
+(and says how many more), its `problems` are all of them, one line each, in
+file order (what `tf-transpile rules check` prints).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -37,7 +40,23 @@ LINES = "__lines__"
 
 
 class RuleFileError(RuleError):
-    """A rule file that does not follow the schema."""
+    """A rule file that does not follow the schema: `problems` lists every problem found (one line each)."""
+
+    def __init__(self, message: str, line: int = 0, problems: Sequence[str] = ()):
+        super().__init__(message)
+        self.line = line
+        self.problems = list(problems) or [str(self)]
+
+
+def _combined(problems: List[RuleFileError]) -> RuleFileError:
+    """One error for all the problems of a file: the first one's message, saying how many more there are."""
+    problems = sorted(problems, key=lambda p: p.line)
+    first = problems[0]
+    if len(problems) == 1:
+        return first
+    more = "%s (and %d more problem(s) in the file: `tf-transpile rules check FILE` lists them all)" % (
+        first, len(problems) - 1)
+    return RuleFileError(more, first.line, [p for problem in problems for p in problem.problems])
 
 
 @dataclasses.dataclass
@@ -55,10 +74,17 @@ class Rule:
     priority: int = 0
     examples: List[dict] = dataclasses.field(default_factory=list)
     source: str = ""
+    #: Line of each field in the file ("match.op", "when.target_lacks_op", "examples[0]", ...).
+    lines: Dict[str, int] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def op(self) -> str:
         return self.match["op"]
+
+    def where(self, field: str) -> str:
+        """file:line of `field` of the rule (of the rule itself when its line is not known)."""
+        file, _, line = self.source.rpartition(":")
+        return "%s:%d" % (file, self.lines.get(field) or int(line or 0)) if file else self.source
 
     def templates(self) -> List[Tuple[str, str]]:
         """(field, source) of each template of the rule: decompose or refuse, and outputs."""
@@ -87,10 +113,17 @@ class _Where:
     file: str
     line: int
     rule: Optional[str]
+    #: Every problem found so far in the file (shared by the file's _Where and its rules').
+    problems: List[RuleFileError] = dataclasses.field(default_factory=list)
 
     def fail(self, field: str, message: str, line: Optional[int] = None) -> RuleFileError:
         rule = " rule '%s':" % self.rule if self.rule else ""
-        return RuleFileError("%s:%d:%s field '%s': %s" % (self.file, line or self.line, rule, field, message))
+        line = line or self.line
+        return RuleFileError("%s:%d:%s field '%s': %s" % (self.file, line, rule, field, message), line)
+
+    def note(self, field: str, message: str, line: Optional[int] = None) -> None:
+        """Record a problem and go on looking for others."""
+        self.problems.append(self.fail(field, message, line))
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,8 +136,10 @@ def schema() -> dict:
     return copy.deepcopy(_schema())
 
 
-def load_rule_file(path: Path) -> List[Rule]:
-    """The rules of one file; RuleFileError (one line, file:line, rule, field) when it is not a valid rule file."""
+def load_rule_file(path: Path, problems: Optional[List[RuleFileError]] = None) -> List[Rule]:
+    """The rules of one file; RuleFileError (one line, file:line, rule, field; `.problems`: all of them) when it
+    is not a valid rule file. Given a `problems` list, every problem is appended to it instead and the file's
+    valid rules are returned (a file that cannot be read or parsed at all still raises)."""
     path = Path(path)
     text = _read(path)
     try:
@@ -119,10 +154,24 @@ def load_rule_file(path: Path) -> List[Rule]:
     root = _schema()
     shallow = dict(root, properties=dict(root["properties"], rules={"type": "array"}))  # rules: below, with ids
     _validate(doc, shallow, "", where, _line(doc))
-    family = doc.get("family", path.stem)
-    rule_line = _line(doc, "rules")
-    rules = [_parse_rule(raw, "rules[%d]" % i, family, where, rule_line) for i, raw in enumerate(doc["rules"])]
-    _no_duplicate_ids(rules, where)
+    rules: List[Rule] = []
+    if not where.problems:  # the file's own fields (family, rules) are sound: on to each rule
+        family = doc.get("family", path.stem)
+        rule_line = _line(doc, "rules")
+        for i, raw in enumerate(doc["rules"]):
+            try:
+                rule = _parse_rule(raw, "rules[%d]" % i, family, where, rule_line)
+            except RuleFileError as exc:
+                where.problems.append(exc)
+                continue
+            if rule is not None:
+                rules.append(rule)
+        _no_duplicate_ids(rules, where)
+    if problems is not None:
+        problems.extend(sorted(where.problems, key=lambda p: p.line))
+        return rules
+    if where.problems:
+        raise _combined(where.problems)
     return rules
 
 
@@ -142,39 +191,43 @@ def _read(path: Path) -> str:
         raise RuleFileError("%s:%d: not UTF-8 (byte 0x%02x)" % (path, line, data[exc.start])) from None
 
 
-def _parse_rule(raw: Any, field: str, family: str, top: _Where, line: int) -> Rule:
+def _parse_rule(raw: Any, field: str, family: str, top: _Where, line: int) -> Optional[Rule]:
+    """The rule, or None when problems were recorded in `top.problems` (one that stops the rule is raised)."""
     if not isinstance(raw, dict):
         raise top.fail(field, "each rule is a mapping", line)
-    where = _Where(top.file, _line(raw), raw["id"] if isinstance(raw.get("id"), str) else None)
+    where = _Where(top.file, _line(raw), raw["id"] if isinstance(raw.get("id"), str) else None, top.problems)
+    before = len(where.problems)
     _validate(raw, _schema()["definitions"]["rule"], "", where, where.line)
+    if len(where.problems) > before:
+        return None
     actions = [a for a in ACTIONS if a in raw]
     if len(actions) != 1:
         raise where.fail("|".join(ACTIONS), "exactly one action is required, found %s" % (actions or "none"))
     if "outputs" in raw and actions != ["decompose"]:
         raise where.fail("outputs", "only a decompose rule has outputs", _line(raw, "outputs"))
-    raw = _clean(raw)
+    raw_lines, raw = raw, _clean(raw)
     rule = Rule(id=raw["id"], family=family, why=raw["why"].strip(), match=raw["match"], when=raw.get("when", {}),
                 action=actions[0], spec=raw[actions[0]], outputs=raw.get("outputs"),
                 priority=raw.get("priority", 0), examples=raw.get("examples", []),
-                source="%s:%d" % (where.file, where.line))
+                source="%s:%d" % (where.file, where.line), lines=_field_lines(raw_lines))
     for name, source in rule.templates():
         from transpiler.engine.templates import check_template
 
         problem = check_template(source)
         if problem:
-            raise where.fail(name, problem)
+            where.note(name, problem)
     _check_examples(rule, where)
-    return rule
+    return rule if len(where.problems) == before else None
 
 
 def _check_examples(rule: Rule, where: _Where) -> None:
     """What the schema cannot say: a decomposition has examples, and example inputs are not huge."""
     if rule.action == "decompose" and not rule.examples:
-        raise where.fail("examples", "a decomposition needs at least one example (it is its equivalence test)")
+        where.note("examples", "a decomposition needs at least one example (it is its equivalence test)")
     for i, example in enumerate(rule.examples):
         for j, spec in enumerate(example.get("inputs", [])):
             if math.prod(spec.get("shape", [])) > MAX_EXAMPLE_ELEMENTS:
-                raise where.fail("examples[%d].inputs[%d].shape" % (i, j),
+                where.note("examples[%d].inputs[%d].shape" % (i, j),
                                  "more than %d elements" % MAX_EXAMPLE_ELEMENTS)
 
 
@@ -186,7 +239,8 @@ _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a numbe
 
 
 def _validate(value: Any, spec: dict, field: str, where: _Where, line: int) -> None:
-    """Raise where.fail(field, ...) unless `value` follows the JSON Schema `spec`.
+    """Raise where.fail(field, ...) unless `value` follows the JSON Schema `spec`; a problem inside a list
+    item or a mapping's field is recorded in `where.problems` and the other items and fields are checked.
 
     The keywords rule.schema.json uses: type, const, pattern, minimum, maximum, items,
     minItems, maxItems, properties, required, additionalProperties, propertyNames, $ref.
@@ -216,30 +270,41 @@ def _validate_list(value: list, spec: dict, field: str, where: _Where, line: int
                                                               spec.get("maxItems", "any")), line)
     for i, item in enumerate(value):
         if "items" in spec:
-            _validate(item, spec["items"], "%s[%d]" % (field, i), where, _line(item) if isinstance(item, dict) else line)
+            try:
+                _validate(item, spec["items"], "%s[%d]" % (field, i), where,
+                          _line(item) if isinstance(item, dict) else line)
+            except RuleFileError as exc:
+                where.problems.append(exc)
 
 
 def _validate_mapping(mapping: dict, spec: dict, field: str, where: _Where) -> None:
     here = _line(mapping)
     for key in spec.get("required", ()):
         if key not in mapping:
-            raise where.fail(_join(field, key), "required", here)
+            where.note(_join(field, key), "required", here)
+    for key, value in mapping.items():
+        if key != LINES:
+            try:
+                _validate_field(mapping, key, value, spec, field, where)
+            except RuleFileError as exc:
+                where.problems.append(exc)
+
+
+def _validate_field(mapping: dict, key: Any, value: Any, spec: dict, field: str, where: _Where) -> None:
+    """One field of a mapping: its name, then its value."""
     known = spec.get("properties", {})
     extra = spec.get("additionalProperties", True)
-    for key, value in mapping.items():
-        if key == LINES:
-            continue
-        name, line = _join(field, key), _line(mapping, key)
-        if "propertyNames" in spec:
-            _validate(key if isinstance(key, str) else str(key), spec["propertyNames"], name, where, line)
-        elif not isinstance(key, str):
-            raise where.fail(name, "a field name must be a string, not %s" % _describe(key), line)
-        if key in known:
-            _validate(value, known[key], name, where, _line(value) if isinstance(value, dict) else line)
-        elif extra is False:
-            raise where.fail(name, "unknown field (allowed: %s)" % ", ".join(sorted(known)), line)
-        elif isinstance(extra, dict):
-            _validate(value, extra, name, where, _line(value) if isinstance(value, dict) else line)
+    name, line = _join(field, key), _line(mapping, key)
+    if "propertyNames" in spec:
+        _validate(key if isinstance(key, str) else str(key), spec["propertyNames"], name, where, line)
+    elif not isinstance(key, str):
+        raise where.fail(name, "a field name must be a string, not %s" % _describe(key), line)
+    if key in known:
+        _validate(value, known[key], name, where, _line(value) if isinstance(value, dict) else line)
+    elif extra is False:
+        raise where.fail(name, "unknown field (allowed: %s)" % ", ".join(sorted(known)), line)
+    elif isinstance(extra, dict):
+        _validate(value, extra, name, where, _line(value) if isinstance(value, dict) else line)
 
 
 def _resolve(ref: str) -> dict:
@@ -279,6 +344,21 @@ def _line(mapping: dict, key: Any = None) -> int:
     return lines.get(key, lines.get(None, 0))
 
 
+def _field_lines(raw: dict) -> Dict[str, int]:
+    """{field: line} of a rule's fields and of the fields and items one level below them."""
+    lines: Dict[str, int] = {}
+    for key, value in raw.items():
+        if key == LINES or not isinstance(key, str):
+            continue
+        lines[key] = _line(raw, key)
+        if isinstance(value, dict):
+            lines.update(("%s.%s" % (key, k), _line(value, k)) for k in value if k != LINES and isinstance(k, str))
+        elif isinstance(value, list):
+            lines.update(("%s[%d]" % (key, i), _line(v) if isinstance(v, dict) else lines[key])
+                         for i, v in enumerate(value))
+    return lines
+
+
 def _clean(value: Any) -> Any:
     """Drop the loader's line marks."""
     if isinstance(value, dict):
@@ -292,7 +372,7 @@ def _no_duplicate_ids(rules: List[Rule], where: _Where) -> None:
     seen = set()
     for rule in rules:
         if rule.id in seen:
-            raise where.fail("id", "duplicate rule id '%s'" % rule.id, int(rule.source.rpartition(":")[2]))
+            where.note("id", "duplicate rule id '%s'" % rule.id, int(rule.source.rpartition(":")[2]))
         seen.add(rule.id)
 
 

@@ -38,7 +38,14 @@ def checkpoint_files(prefix: Path) -> List[Path]:
 
 
 def copy_checkpoint(prefix: Path, new_prefix: Path) -> None:
-    """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded)."""
+    """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
+
+    A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
+    checksums): a damaged one is refused with a one-line error instead of being carried into OUT."""
+    if Path(str(prefix) + ".index").is_file():
+        from transpiler.io.tensor_bundle import check_bundle
+
+        check_bundle(prefix)
     for src in checkpoint_files(prefix):
         shutil.copyfile(src, Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
 

@@ -26,6 +26,7 @@ _MODULES = {
     "saved_model_pb2": "tensorflow.core.protobuf.saved_model_pb2",
     "saver_pb2": "tensorflow.core.protobuf.saver_pb2",
     "tensor_bundle_pb2": "tensorflow.core.protobuf.tensor_bundle_pb2",
+    "example_pb2": "tensorflow.core.example.example_pb2",
 }
 
 

@@ -390,6 +390,68 @@ def encode_tensor(value) -> Tuple[object, bytes]:
 
 
 # ---------------------------------------------------------------------------
+# checking a checkpoint before it is copied
+
+#: dtypes whose bytes in a shard are exactly the ones the entry's crc32c covers (strings and variants
+#: are written with length prefixes and checksums of their own; resources are not stored).
+_CHECKSUMMED_DTYPES = {1, 2, 3, 4, 5, 6, 9, 10, 14, 17, 18, 19, 22, 23}   # DT_FLOAT ... DT_UINT64, no 7/20/21
+_CHUNK = 1 << 20
+
+
+class CorruptCheckpoint(TranspileError):
+    """A V2 checkpoint whose shards do not hold what its index says."""
+
+    def __init__(self, prefix, detail: str):
+        super().__init__("%s: corrupt checkpoint (%s)" % (prefix, detail))
+
+
+def check_bundle(prefix) -> None:
+    """Every entry of the checkpoint at `prefix` parses, lies inside an existing shard, and (for
+    plain numeric tensors) has the bytes its crc32c says: a damaged checkpoint is refused before it
+    is copied into OUT, never carried over silently. Streams the shards; no tensor is held whole."""
+    header, entries = read_index(index_filename(prefix))
+    shards = [data_filename(prefix, i, header.num_shards) for i in range(header.num_shards)]
+    for path in shards:
+        if not path.is_file():
+            raise CorruptCheckpoint(prefix, "data shard missing: %s" % path.name)
+    by_shard: Dict[int, List[Tuple[str, object]]] = {}
+    for key, value in entries.items():
+        try:
+            entry = parse_entry(value)
+        except Exception:
+            raise CorruptCheckpoint(prefix, "entry %r does not parse" % key) from None
+        if entry.size and (entry.shard_id >= header.num_shards or entry.offset < 0 or entry.size < 0):
+            raise CorruptCheckpoint(prefix, "entry %r points at shard %d of %d" % (key, entry.shard_id, header.num_shards))
+        if entry.size:
+            by_shard.setdefault(entry.shard_id, []).append((key, entry))
+    for shard, items in by_shard.items():
+        _check_shard(prefix, shards[shard], items)
+
+
+def _check_shard(prefix, path: Path, items) -> None:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        for key, entry in sorted(items, key=lambda item: item[1].offset):
+            if entry.offset + entry.size > size:
+                raise CorruptCheckpoint(prefix, "tensor %r lies past the end of %s" % (key, path.name))
+            if entry.dtype in _CHECKSUMMED_DTYPES and not entry.slices:
+                f.seek(entry.offset)
+                if _crc_of(f, entry.size) != entry.crc32c:
+                    raise CorruptCheckpoint(prefix, "tensor %r fails its checksum in %s" % (key, path.name))
+
+
+def _crc_of(f, size: int) -> int:
+    crc, left = 0, size
+    while left:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        crc = google_crc32c.extend(crc, chunk)
+        left -= len(chunk)
+    return _mask(crc)
+
+
+# ---------------------------------------------------------------------------
 # renaming a checkpoint
 
 
@@ -429,6 +491,7 @@ def rename_bundle(in_prefix, out_prefix, mapping: Mapping[str, str], extra: Opti
     `out_prefix`. Returns the number of tensors written.
     """
     in_prefix, out_prefix, extra = Path(in_prefix), Path(out_prefix), dict(extra or {})
+    check_bundle(in_prefix)
     header, entries = read_index(index_filename(in_prefix))
     new_keys = list(mapping.values()) + list(extra)
     if len(set(new_keys)) != len(new_keys):

@@ -7,11 +7,12 @@ OpDefs it had and the releases that registered each one.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import gzip
 import json
 from importlib import resources
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 from transpiler.errors import TranspileError
 from transpiler.io.protos import json_format, op_def_pb2
@@ -164,6 +165,22 @@ class Catalog:
     def last_release(self, op: str) -> Optional[str]:
         """The newest release that has `op`."""
         return next((r for r in reversed(self.releases) if self.op_def(op, r)), None)
+
+    def close_ops(self, name: str, n: int = 3) -> List[str]:
+        """Known op names (core or contrib) close to `name`, best first: what a typo of it meant."""
+        by_lower = {}
+        for op in sorted(set(self._ops) | set(self._contrib)):
+            by_lower.setdefault(op.lower(), op)
+        return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.75)]
+
+    def did_you_mean(self, name: str) -> str:
+        """'; did you mean Y?' when known ops are close to `name`, else ''."""
+        close = self.close_ops(name)
+        return "; did you mean %s?" % " or ".join(close) if close else ""
+
+    def unknown_op(self, name: str) -> str:
+        """'op X is unknown to every known release', with 'did you mean Y?' when a known op is close."""
+        return "op %s is unknown to every known release%s" % (name, self.did_you_mean(name))
 
     def _later_releases(self, after: Optional[str]) -> Iterable[str]:
         floor = version_key(after) if after else ()

@@ -86,8 +86,11 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
     """Run the pipeline for `options.to` on every graph of `model` and validate; writes nothing."""
     opset = catalog().opset(options.to)
     rules = load_rules(list(options.rule_files))
+    notes = []
     if options.output_form == "saved_model" and tf2_native.wants_tf2_backend(model, opset):
-        return _plan_upgrade(model, opset, options, rules)
+        if len(model.meta_graphs) == 1 or options.tags:
+            return _plan_upgrade(model, opset, options, rules)
+        notes.append(_every_tag_set_kept(model, options))
     _restrict_for_downgrade(model, options)
     sections, log = [], PassLog()
     irs = [lift(mg.graph_def) for mg in model.meta_graphs]
@@ -96,8 +99,20 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
         sections.append((graph_label(model, i), _validate(ir, opset, graph_log, model.meta_graphs[i])))
         log.extend(graph_log)
     model.checkpoint_keys.update(log.checkpoint_keys)
-    report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings], log.notes)
+    report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings],
+                    notes + log.notes)
     return Plan(model, opset, options, report, irs)
+
+
+def _every_tag_set_kept(model: Model, options: ConvertOptions) -> str:
+    """A native TF 2 SavedModel holds one meta graph; a model with several that TF 2 loads as they are
+    keeps them all (rewritten where the target needs it), so no tag set that loaded stops loading."""
+    if options.inputs or options.outputs or options.unfreeze is not None:
+        raise TranspileError("the model has %d meta graphs: choose the one to make a native TF 2 SavedModel of "
+                             "with --tags (--inputs, --outputs and --unfreeze apply to one)" % len(model.meta_graphs))
+    return ("kept all %d tag sets (%s) as TF 1 meta graphs, which tf.saved_model.load(dir, tags) reads; "
+            "--tags T makes a native TF 2 SavedModel of one" % (
+                len(model.meta_graphs), "; ".join(",".join(mg.meta_info_def.tags) or "-" for mg in model.meta_graphs)))
 
 
 def _plan_upgrade(model: Model, opset: Opset, options: ConvertOptions, rules) -> Plan:

@@ -25,7 +25,7 @@ so the bind mounts live only as long as the process (nothing to clean up)
 and a TF run has no network at all.
 
 Everything lives under ``RUNTIMES_DIR`` (``$TF_TRANSPILE_RUNTIMES``, default
-``/var/cache/tf-transpile``), outside the clone::
+``/var/cache/tf-transpile`` for root, else ``~/.cache/tf-transpile``), outside the clone::
 
     RUNTIMES_DIR/
       .lock                 fcntl lock held while provisioning
@@ -56,7 +56,8 @@ Library use::
 
     from transpiler.runtimes.provision import ensure_runtime
     rt = ensure_runtime("1.8")
-    proc = rt.run_python("tests/harness/tf1_run.py", ["--saved-model", rt.chroot_path(d), ...])
+    proc = rt.run_python(script, ["--saved-model", rt.chroot_path(d), ...])
+    # or, for models: transpiler/runtimes/runner.py run_plan(rt, plan, arrays)
 
 Command line::
 
@@ -98,8 +99,14 @@ __all__ = [
 
 log = logging.getLogger("tf_runtimes")
 
-RUNTIMES_DIR = pathlib.Path(
-    os.environ.get("TF_TRANSPILE_RUNTIMES") or "/var/cache/tf-transpile")
+def _default_dir() -> str:
+    """Provisioning needs root, so root's cache is the system's; anyone else gets their own cache dir."""
+    if os.geteuid() == 0:
+        return "/var/cache/tf-transpile"
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tf-transpile")
+
+
+RUNTIMES_DIR = pathlib.Path(os.environ.get("TF_TRANSPILE_RUNTIMES") or _default_dir())
 
 #: Every release this module provisions by default ("all"), ascending.
 #: 1.13.0 was never uploaded to PyPI; 1.13.1 is the first 1.13 release.
@@ -376,6 +383,10 @@ class Runtime:
         return "Runtime(%r)" % self.version
 
     @property
+    def label(self) -> str:
+        return "TF %s provisioned in %s" % (self.version, RUNTIMES_DIR)
+
+    @property
     def graph_def_version(self) -> Optional[int]:
         return self.info.get("graph_def_version")
 
@@ -430,7 +441,7 @@ class Runtime:
         in_cwd = None
         if cwd is not None:
             in_cwd = self.chroot_path(cwd)
-        return _run_captured(self.command(argv, env=env, cwd=in_cwd),
+        return run_captured(self.command(argv, env=env, cwd=in_cwd),
                              timeout=timeout, input=input)
 
     def run_python(self, script, args: Iterable = (), timeout: Optional[float] = 900,
@@ -508,10 +519,12 @@ def _chroot_command(root: pathlib.Path, argv: Sequence[str], cwd: Optional[str] 
     return cmd + ["sh", "-c", "\n".join(steps)]
 
 
-def _run_captured(cmd: Sequence[str], timeout: Optional[float] = None,
-                  input: Optional[str] = None) -> subprocess.CompletedProcess:
+def run_captured(cmd: Sequence[str], timeout: Optional[float] = None, input: Optional[str] = None,
+                 env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run `cmd` in a session of its own, output captured; on timeout the whole group is killed and
+    subprocess.TimeoutExpired carries what it printed."""
     proc = subprocess.Popen(list(cmd), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
                             text=True, errors="replace", start_new_session=True)
     try:
         out, err = proc.communicate(input=input, timeout=timeout)
@@ -885,6 +898,18 @@ def ensure_runtime(version: str) -> Runtime:
             finally:
                 lg.close()
     return _runtime(v)
+
+
+def remove_runtime(version: str) -> bool:
+    """Delete one provisioned release (the shared root and the download cache stay); False if absent."""
+    v = normalize_version(version)
+    target = _root() / "tf" / v
+    with _locked():
+        if not target.exists():
+            return False
+        _release_stamp(v).unlink(missing_ok=True)   # not ready from now on, even if the removal stops
+        _rmtree(target)
+    return True
 
 
 # --------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Small loader: run a SavedModel signature or a frozen GraphDef in one TF release.
+"""The loader: run a SavedModel signature or a frozen GraphDef in one TF release.
 
-Runs under Python 2.7 with TF 1.0 - 2.1 (inside transpiler/runtimes/provision.py roots)
-and under Python 3 with any TF 2.x, through the TF 1 API (Graph + Session).
+A standalone script, run by transpiler/runtimes/runner.py with the target's
+interpreter: it imports nothing of tf-transpile, only numpy and TensorFlow, and
+runs under Python 2.7 with TF 1.0 - 2.1 (inside transpiler/runtimes/provision.py
+roots) and under Python 3 with any TF 2.x, through the TF 1 API (Graph +
+Session), or with "api": "tf2" in a plan through tf.saved_model.load.
 
-    tf1_run.py --saved-model DIR [--tags serve] [--signature serving_default]
-               --inputs in.npz --outputs out.npz
-    tf1_run.py --graph-def FILE.pb [--feed name:0=key ...] [--fetch name:0[=key] ...]
-               [--inputs in.npz] --outputs out.npz
+    loader.py --saved-model DIR [--tags serve] [--signature serving_default]
+              --inputs in.npz --outputs out.npz
+    loader.py --graph-def FILE.pb [--feed name:0=key ...] [--fetch name:0[=key] ...]
+              [--inputs in.npz] --outputs out.npz
 
 SavedModel mode feeds every array of in.npz to the signature input of the same
 key (all signature inputs must be given, no extra keys) and writes every
@@ -26,7 +29,7 @@ are read with allow_pickle=False.
 Plan mode runs several steps against one loaded model in one session, in
 order (so stateful sequences such as a counter's signatures reproduce):
 
-    tf1_run.py --plan plan.json --inputs in.npz --outputs out.npz
+    loader.py --plan plan.json --inputs in.npz --outputs out.npz
 
 plan.json:
     {"kind": "saved_model" | "meta_graph" | "graph_def",
@@ -41,9 +44,13 @@ plan.json:
      "seed_random_ops": true,       # meta_graph/graph_def: give unseeded random
                                     # ops (seed == seed2 == 0) fixed seeds from
                                     # their node names, so two loads agree
+     "api": "tf1" | "tf2",          # saved_model: "tf2" loads with
+                                    # tf.saved_model.load and calls
+                                    # .signatures[KEY] (signature steps only)
      "steps": [
         {"id": "s0", "signature": KEY, "inputs": {input key: npz key}},
-        {"id": "s1", "feeds": {tensor name: npz key}, "fetch": NAME}]}
+        {"id": "s1", "feeds": {tensor name: npz key}, "fetch": NAME},
+        {"id": "s2", "feeds": {...}, "fetches": {output key: NAME}}]}
 
 An input array may also come as KEY~u8 (uint8, every item's bytes
 concatenated) and KEY~len (int64, each item's length, in the array's shape):
@@ -53,7 +60,8 @@ A signature step feeds the signature's inputs and fetches all its outputs
 (an output naming an operation, such as __saved_model_init_op's NoOp, is run
 as a target).  A feed/fetch step works in every kind (a SavedModel's graph
 too): NAME is a tensor ("x:0"), or an operation, whose first output is
-fetched or which, without outputs, is run as a target.  Without a checkpoint,
+fetched or which, without outputs, is run as a target; "fetches" fetches
+several in one run, under their keys.  Without a checkpoint,
 a meta graph's global and local variables are initialized; with one, those
 still uninitialized after the restore; then tables and the serving_init_op / legacy_init_op
 collections.  A GraphDef with variables runs its "init" node, or else every
@@ -450,7 +458,10 @@ def _plan_step(v1, sess, graph, sigs, step, arrays):
         fetches = [(k, info.name) for k, info in sorted(sig.outputs.items())]
     else:
         feeds = sorted((step.get("feeds") or {}).items())
-        fetches = [(step["fetch"], step["fetch"])]
+        if "fetches" in step:
+            fetches = sorted(step["fetches"].items())
+        else:
+            fetches = [(step["fetch"], step["fetch"])]
     feed = {}
     if "signature" not in step and arrays.get("__saver_filename__") is not None:
         # a fetched save op writes a checkpoint: to a relative path in the cwd
@@ -509,6 +520,8 @@ def run_plan(tf, np, a):
     arrays = _unpack_bytes(_load_npz(a.inputs, np), np)
     if plan.get("saver_filename"):
         arrays["__saver_filename__"] = np.array(plan["saver_filename"].encode("utf-8"), dtype=object)
+    if plan.get("api") == "tf2":
+        return _run_plan_tf2(tf, plan, arrays)
     results, steps = {}, {}
     graph = v1.Graph()
     with graph.as_default():
@@ -549,6 +562,46 @@ def run_plan(tf, np, a):
     extra = {"steps": steps,
              "signatures": sorted(_text(k) for k in sigs) if sigs is not None else None}
     return results, extra
+
+
+def _run_plan_tf2(tf, plan, arrays):
+    """A SavedModel loaded as TF 2 users load it: tf.saved_model.load, then
+    each step calls .signatures[KEY] with the step's inputs as tensors."""
+    if plan.get("kind") != "saved_model":
+        raise UsageError('"api": "tf2" needs "kind": "saved_model"')
+    try:
+        obj = tf.saved_model.load(plan["path"], tags=list(plan.get("tags") or []) or None)
+        sigs = dict(obj.signatures)
+    except Exception as e:
+        _fail(3, type(e).__name__, _exc_message(e), "load", traceback.format_exc())
+    results, steps = {}, {}
+    for n, step in enumerate(plan.get("steps") or []):
+        sid = _text(step.get("id", "s%d" % n))
+        key = step.get("signature")
+        if key not in sigs:
+            steps[sid] = {"ok": False, "type": "KeyError", "stage": "load",
+                          "error": "signature '%s' not in the model (has: %s)"
+                          % (key, _names(sigs) or "none")}
+            continue
+        try:
+            given = dict((k, tf.constant(arrays[v])) for k, v in (step.get("inputs") or {}).items())
+        except Exception as e:
+            steps[sid] = {"ok": False, "error": _exc_message(e), "type": type(e).__name__,
+                          "stage": "feed"}
+            continue
+        try:
+            got = sigs[key](**given)
+        except Exception as e:
+            steps[sid] = {"ok": False, "error": _exc_message(e), "type": type(e).__name__,
+                          "stage": "run"}
+            continue
+        outs = {}
+        for i, (k, v) in enumerate(sorted(got.items())):
+            npz_key = "%s.%d" % (sid, i)
+            results[npz_key] = v.numpy()
+            outs[_text(k)] = npz_key
+        steps[sid] = {"ok": True, "outputs": outs}
+    return results, {"steps": steps, "signatures": sorted(_text(k) for k in sigs)}
 
 
 def main(argv=None):

@@ -1,0 +1,118 @@
+"""`tf-transpile verify`, `--verify` on a conversion, and `tf-transpile runtimes`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List
+
+from transpiler.errors import TranspileError
+
+VERIFY_DESCRIPTION = """\
+Load OUT in the real TensorFlow release V, run every signature (a GraphDef's
+placeholders -> unconsumed sinks) on the same inputs as IN run in the
+reference (the host's TensorFlow unless told), and compare every output:
+floats within per-dtype tolerances (float32: rtol 1e-4, atol 1e-5), the rest
+exactly. The last line is `verify: PASS ...` or `verify: FAIL ...`.
+
+Where release V runs: --python PATH (any interpreter that imports TF V: your
+own old venv, a container's python), else the host's TensorFlow if it is V,
+else a runtime provisioned by `tf-transpile runtimes install V`.
+
+exit status: 0 every output matches; 1 OUT fails to load or run in V, or an
+output differs (named by signature and output); 2 cannot verify (no runtime
+for V, IN does not run in the reference, bad inputs file)."""
+
+RUNTIMES_DESCRIPTION = """\
+Real TensorFlow releases that `verify` runs models in, provisioned by
+tf-transpile itself: a Debian root (debootstrap) with Python 2.7 for TF 1.x,
+each release in its own directory, cached under $TF_TRANSPILE_RUNTIMES
+(default /var/cache/tf-transpile for root, else ~/.cache/tf-transpile).
+Installing needs root, debootstrap and network access to PyPI and
+deb.debian.org; running needs root (chroot in a private mount namespace)."""
+
+
+def add_verify_options(p: argparse.ArgumentParser) -> None:
+    """Where the target and the reference run, what is fed, and how close is close enough."""
+    g = p.add_argument_group("verification")
+    g.add_argument("--python", metavar="PATH", help="interpreter that imports the target release's TensorFlow")
+    g.add_argument("--reference-release", metavar="R",
+                   help="run IN in release R (default: the host's TensorFlow)")
+    g.add_argument("--reference-python", metavar="PATH", help="run IN with this interpreter's TensorFlow")
+    g.add_argument("--inputs-file", type=Path, metavar="FILE",
+                   help="inputs to feed: .npz or JSON {input key or SIGNATURE/KEY: values} (default: generated)")
+    g.add_argument("--signature", action="append", default=[], metavar="KEY",
+                   help="only this signature (repeatable; default: all)")
+    g.add_argument("--rtol", type=float, help="relative tolerance for float outputs (default: per dtype)")
+    g.add_argument("--atol", type=float, help="absolute tolerance for float outputs (default: per dtype)")
+    g.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="how long one load-and-run may take (default %(default)s)")
+
+
+def verify_options(args: argparse.Namespace, release: str):
+    from transpiler.verify import VerifyOptions
+
+    return VerifyOptions(release=release, python=args.python, reference_release=args.reference_release,
+                         reference_python=args.reference_python, inputs_file=args.inputs_file,
+                         signatures=tuple(args.signature), rtol=args.rtol, atol=args.atol, timeout=args.timeout)
+
+
+def run_verify(args: argparse.Namespace, model: Path, out: Path, release: str):
+    """The VerifyReport of OUT against IN; its text goes to stderr when stdout carries JSON."""
+    from transpiler.verify import verify
+
+    report = verify(model, out, verify_options(args, release))
+    if args.format != "json":
+        print(report.to_text())
+    return report
+
+
+def cmd_verify(argv: List[str], parser) -> int:
+    p = parser("tf-transpile verify", VERIFY_DESCRIPTION)
+    p.add_argument("input", metavar="IN", type=Path, help="the original model")
+    p.add_argument("output", metavar="OUT", type=Path, help="the converted model")
+    p.add_argument("--release", required=True, metavar="V", help="the release OUT is for, e.g. 1.8")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    add_verify_options(p)
+    args = p.parse_args(argv)
+    report = run_verify(args, args.input, args.output, args.release)
+    if args.format == "json":
+        print(report.to_json())
+    return 0 if report.ok else 1
+
+
+def cmd_runtimes(argv: List[str], parser) -> int:
+    from transpiler.runtimes import provision
+
+    p = parser("tf-transpile runtimes", RUNTIMES_DESCRIPTION)
+    sub = p.add_subparsers(dest="action", required=True, metavar="list|install|remove")
+    sub.add_parser("list", help="every release tf-transpile can provision, and which are installed")
+    sub.add_parser("install", help="provision releases (downloads about 0.5 GB each)").add_argument(
+        "versions", nargs="+", metavar="V")
+    sub.add_parser("remove", help="delete provisioned releases").add_argument("versions", nargs="+", metavar="V")
+    args = p.parse_args(argv)
+    if args.action == "list":
+        ready = set(provision.ready_releases())
+        print("runtimes in %s" % provision.RUNTIMES_DIR)
+        for version in provision.RELEASES:
+            print("  %-8s %s" % (version, "installed" if version in ready else "-"))
+        return 0
+    failed = 0
+    for version in args.versions:
+        try:
+            if args.action == "install":
+                print("installing TF %s (log: %s/logs/)" % (version, provision.RUNTIMES_DIR), file=sys.stderr)
+                rt = provision.ensure_runtime(version)
+                print("TF %s installed (%s)" % (rt.version, rt.label))
+            elif provision.remove_runtime(version):
+                print("TF %s removed" % provision.normalize_version(version))
+            else:
+                print("TF %s was not installed" % provision.normalize_version(version))
+        except provision.RuntimeUnavailable as exc:
+            failed += 1
+            print("tf-transpile: error: TF %s: %s (or verify with --python PATH: an interpreter that imports "
+                  "that release)" % (version, str(exc).splitlines()[0]), file=sys.stderr)
+    if failed:
+        raise TranspileError("%d of %d release(s) failed" % (failed, len(args.versions)))
+    return 0
