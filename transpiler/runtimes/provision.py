@@ -903,7 +903,7 @@ def ensure_runtime(version: str) -> Runtime:
 def remove_runtime(version: str) -> bool:
     """Delete one provisioned release (the shared root and the download cache stay); False if absent."""
     v = normalize_version(version)
-    target = _root() / "tf" / v
+    target = _root(_python_for(v)) / "tf" / v
     with _locked():
         if not target.exists():
             return False
