@@ -6,16 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from transpiler.knowledge.releases import catalog, version_key
 from transpiler.runtimes import provision
 
-HERE = Path(__file__).resolve().parent
-TF2_LOAD = HERE / "harness" / "tf2_load.py"
 
 #: 2.2-2.4 ship wheels for Python <= 3.8 only; the buster root that has one
 #: needs a Debian archive mirror (transpiler/runtimes/provision.py).  Until it
@@ -144,33 +140,23 @@ def test_check_names_a_gap_in_the_data(cli, host_saved_model):
     assert cat.missing_before("2.0.0") == [] and cat.missing_before("1.4.0") == []
 
 
-def _load_tf2(runtime, path, signature, inputs, tmp_path):
-    npz = tmp_path / "in.npz"
-    np.savez(str(npz), **inputs)
-    done = runtime.run_python(TF2_LOAD, [runtime.chroot_path(path), signature, runtime.chroot_path(npz)],
-                              timeout=900)
-    lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
-    assert lines, done.stdout + done.stderr[-3000:]
-    return json.loads(lines[-1])
-
-
 @pytest.mark.real_runtime("2.9")
 def test_real_2_9_refuses_the_host_model_and_loads_the_conversion(tf_release, cli, host_saved_model,
                                                                    tmp_path):
+    """Through the product's own verify (tf.saved_model.load in the real 2.9.3, the signature called)."""
     rt = tf_release("2.9")
     assert rt.python == "python3.9"
-    x = {"x": np.array([3.0, 4.0], np.float32)}
-    direct = _load_tf2(rt, host_saved_model, "serving_default", x, tmp_path)
-    assert not direct["ok"] and "DisableCopyOnRead" in direct["error"], direct
+    direct = cli("verify", host_saved_model, host_saved_model, "--release", "2.9", "--format", "json")
+    assert direct.returncode == 1, direct.stdout + direct.stderr
+    (sig,) = json.loads(direct.stdout)["signatures"]
+    assert "DisableCopyOnRead" in sig["error"], sig
 
     out = tmp_path / "out29"
-    done = cli(host_saved_model, out, "--to", "2.9")
+    done = cli(host_saved_model, out, "--to", "2.9", "--verify", "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "wrote" in done.stdout + done.stderr
-    loaded = _load_tf2(rt, out, "serving_default", x, tmp_path)
-    assert loaded["ok"], loaded
-    assert loaded["tf_version"] == "2.9.3"
-    np.testing.assert_allclose(loaded["outputs"]["y"], [4.0, 9.0])
+    report = json.loads(done.stdout)["verify"]
+    assert report["ok"] and report["target_tf"] == "2.9.3", report["summary"]
+    assert [o["key"] for o in report["signatures"][0]["outputs"]] == ["y"]
 
 
 def test_validate_reports_the_unknown_minors_before_a_first_release():
