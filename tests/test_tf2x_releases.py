@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,35 @@ def test_validate_reports_the_unknown_minors_before_a_first_release():
     assert [p.reason for p in problems] == [
         "op not in TF 2.1 (first in TF 2.5.3 of the known releases; TF 2.2-2.4, not in the opset data, "
         "may have it)"]
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "half_plus_two_tf214"
+
+
+def _structured_kinds(saved_model_dir):
+    from transpiler.io.protos import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel.FromString((saved_model_dir / "saved_model.pb").read_bytes())
+    return str(sm.meta_graphs[0].object_graph_def).count("tensor_value {")
+
+
+def test_object_graph_values_are_kept_where_the_target_reads_them(cli, tmp_path):
+    """TF 2.14's schema has StructuredValue.tensor_value: --to 2.14 leaves the function default alone."""
+    assert _structured_kinds(EXAMPLE) == 1
+    done = cli(EXAMPLE, tmp_path / "out", "--to", "2.14")
+    assert done.returncode == 0, done.stderr
+    assert "object-graph value" not in done.stdout
+    assert _structured_kinds(tmp_path / "out") == 1
+
+
+@pytest.mark.real_runtime("2.9")
+def test_a_tensor_default_that_2_9_cannot_read_is_replaced_and_verified(tf_release, cli, tmp_path):
+    """TF 2.9's tf.saved_model.load fails on the TF 2.14 example as converted without the pass
+    (NotEncodableError on StructuredValue.tensor_value); with it, real 2.9.3 computes the same numbers."""
+    tf_release("2.9")
+    out = tmp_path / "out"
+    done = cli(EXAMPLE, out, "--to", "2.9", "--verify")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "StructuredValue.tensor_value" in done.stdout
+    assert _structured_kinds(out) == 0
+    assert done.stdout.strip().splitlines()[-1].startswith("verify: PASS")

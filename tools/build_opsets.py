@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO))
 from transpiler.runtimes import provision as tf_runtimes  # noqa: E402
 
 DUMP_SCRIPT = REPO / "tools" / "dump_opset.py"
+#: SavedModel proto schemas (fields per message), dumped where object graphs exist: TF 2.x.
+PROTO_SCRIPT = REPO / "tools" / "dump_protos.py"
 DEFAULT_OUT = REPO / "transpiler" / "data" / "opsets.json"
 
 # Facts from the design brief (1.4-1.15, 2.21) and read from the provisioned
@@ -61,10 +63,6 @@ def vkey(v):
     return tuple(int(p) for p in v.split("."))
 
 
-def _script_hash():
-    return hashlib.sha256(DUMP_SCRIPT.read_bytes()).hexdigest()[:12]
-
-
 def dump_dir():
     d = tf_runtimes.RUNTIMES_DIR / "opset-dumps"
     d.mkdir(parents=True, exist_ok=True)
@@ -74,46 +72,53 @@ def dump_dir():
 def _check_dump(path):
     with open(path) as f:
         d = json.load(f)
-    if not d.get("ops"):
+    if not d.get("ops") and not d.get("messages"):
         raise RuntimeError("empty dump %s" % path)
     return d
 
 
-def dump_release(version, force=False):
-    """Dump one provisioned release (cached); returns the parsed dump."""
-    out = dump_dir() / ("%s-%s.json" % (version, _script_hash()))
+def _cache_file(version, script):
+    """Cached dump of `script` in `version` (op dumps keep their old names: no re-dump needed)."""
+    tag = "" if script == DUMP_SCRIPT else script.stem.replace("dump_", "") + "-"
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+    return dump_dir() / ("%s-%s%s.json" % (version, tag, digest))
+
+
+def dump_release(version, force=False, script=DUMP_SCRIPT):
+    """Run a dump script in one provisioned release (cached); returns the parsed dump."""
+    out = _cache_file(version, script)
     if out.exists() and not force:
         return _check_dump(out)
     rt = tf_runtimes.ensure_runtime(version)
     args = ["--out", rt.chroot_path(out)]
-    if vkey(rt.version) < (2, 0):
+    if script == DUMP_SCRIPT and vkey(rt.version) < (2, 0):
         args.append("--contrib")
     t0 = time.monotonic()
-    p = rt.run_python(DUMP_SCRIPT, args, timeout=1800)
+    p = rt.run_python(script, args, timeout=1800)
     if p.returncode != 0:
-        raise RuntimeError("dump_opset.py failed in TF %s (exit %s):\n%s"
-                           % (version, p.returncode, p.stderr[-3000:]))
-    print("  %s: %s (%.1fs)" % (version, p.stderr.strip().splitlines()[-1],
-                                time.monotonic() - t0), file=sys.stderr)
+        raise RuntimeError("%s failed in TF %s (exit %s):\n%s"
+                           % (script.name, version, p.returncode, p.stderr[-3000:]))
+    print("  %s %s: %s (%.1fs)" % (script.name, version, p.stderr.strip().splitlines()[-1],
+                                   time.monotonic() - t0), file=sys.stderr)
     return _check_dump(out)
 
 
-def dump_host(force=False):
-    """Dump the host's TensorFlow with sys.executable (cached by its version)."""
+def dump_host(force=False, script=DUMP_SCRIPT):
+    """Run a dump script in the host's TensorFlow with sys.executable (cached by its version)."""
     v = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.__version__)"],
                        capture_output=True, text=True, check=True,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout.strip().split()[-1]
-    out = dump_dir() / ("%s-%s.json" % (v, _script_hash()))
+    out = _cache_file(v, script)
     if out.exists() and not force:
         return _check_dump(out)
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, str(DUMP_SCRIPT), "--out", str(out)],
+    p = subprocess.run([sys.executable, str(script), "--out", str(out)],
                        capture_output=True, text=True, timeout=1800,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if p.returncode != 0:
-        raise RuntimeError("dump_opset.py failed in host TF:\n%s" % p.stderr[-3000:])
-    print("  host %s: %s (%.1fs)" % (v, p.stderr.strip().splitlines()[-1],
-                                     time.monotonic() - t0), file=sys.stderr)
+        raise RuntimeError("%s failed in host TF:\n%s" % (script.name, p.stderr[-3000:]))
+    print("  %s host %s: %s (%.1fs)" % (script.name, v, p.stderr.strip().splitlines()[-1],
+                                        time.monotonic() - t0), file=sys.stderr)
     return _check_dump(out)
 
 
@@ -147,7 +152,22 @@ def _merge_defs(dumps, field):
     return out
 
 
-def merge(dumps):
+def merge_proto_fields(dumps):
+    """{message: [{"releases": [...], "fields": [...]}]}: the fields each release's schema has."""
+    merged = {}
+    for version, d in sorted(dumps, key=lambda vd: vkey(vd[0])):
+        for message, fields in d["messages"].items():
+            entries = merged.setdefault(message, [])
+            for e in entries:
+                if e["fields"] == fields:
+                    e["releases"].append(version)
+                    break
+            else:
+                entries.append({"releases": [version], "fields": fields})
+    return {m: merged[m] for m in sorted(merged)}
+
+
+def merge(dumps, proto_dumps=()):
     dumps = sorted(dumps, key=lambda vd: vkey(vd[0]))
     releases = {}
     cpu = {}
@@ -172,6 +192,7 @@ def merge(dumps):
         "ops": _merge_defs(dumps, "ops"),
         "contrib_ops": _merge_defs(dumps, "contrib_ops"),
         "cpu_kernels": {op: cpu[op] for op in sorted(cpu)},
+        "proto_fields": merge_proto_fields(proto_dumps),
     }
 
 
@@ -243,10 +264,17 @@ def main(argv=None):
         except (tf_runtimes.RuntimeUnavailable, RuntimeError) as e:
             failed[v] = str(e)
             print("FAILED %s: %s" % (v, e), file=sys.stderr)
+    proto_dumps = []
+    for version, _ in dumps:
+        if vkey(version) >= (2, 0):
+            d = dump_release(version, force=a.force, script=PROTO_SCRIPT)
+            proto_dumps.append((d["tf_version"], d))
     if not a.no_host:
         d = dump_host(force=a.force)
         dumps.append((d["tf_version"], d))
-    data = merge(dumps)
+        d = dump_host(force=a.force, script=PROTO_SCRIPT)
+        proto_dumps.append((d["tf_version"], d))
+    data = merge(dumps, proto_dumps)
     size = write(data, a.out)
     for v, r in data["releases"].items():
         print("%-7s graph_def_version=%-5s ops=%-5s contrib=%-4s kernels=%s"

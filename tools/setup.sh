@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Set up tf-transpile on a fresh Linux machine, then run one job:
 #   bash tools/setup.sh example [OUT]   # convert the bundled example model for TF 1.8 (default OUT: /tmp/tf-transpile-example)
-#   bash tools/setup.sh test [ARGS]     # run the whole test suite, real TF 1.x runtimes included
+#   bash tools/setup.sh test [ARGS]     # run the whole test suite, real TF releases included
 # Installs into a virtual environment of its own (.venv in the clone, or $TF_TRANSPILE_VENV), unless one
 # is already active (a venv or a conda env): this package (non-editable, as users get it), TensorFlow
 # only if neither `tensorflow` nor `tensorflow-cpu` is importable (the venv sees the system's packages),
 # pytest, and (for tests, needs root) debootstrap, which transpiler/runtimes/provision.py uses to run
-# real TF 1.x releases, cached in $TF_TRANSPILE_RUNTIMES (default /var/cache/tf-transpile, ~6 GB).
+# real TF releases (1.4, 1.8, 1.12, 1.15 under Python 2.7 and 2.9 under Python 3.9 for the tests; about 4 GB
+# with their downloads), cached in $TF_TRANSPILE_RUNTIMES (default /var/cache/tf-transpile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

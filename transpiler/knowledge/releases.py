@@ -74,6 +74,11 @@ class Opset:
         """None when the release's kernels are unknown."""
         return self.catalog.has_cpu_kernel(op, self.release)
 
+    def proto_fields(self, message: str) -> Optional[frozenset]:
+        """The fields the release's SavedModel schema has in `message` ("tensorflow.StructuredValue"),
+        None when its schema was not dumped (TF 1.x, or a message it does not have)."""
+        return self.catalog.proto_fields(message, self.release)
+
 
 class Catalog:
     """All known releases, in ascending order."""
@@ -84,6 +89,7 @@ class Catalog:
         self._ops: dict = data["ops"]
         self._kernels: dict = data.get("cpu_kernels") or {}
         self._contrib: dict = data.get("contrib_ops") or {}
+        self._proto_fields: dict = data.get("proto_fields") or {}
         self._parsed: dict = {}
 
     def opset(self, version: str) -> Opset:
@@ -113,6 +119,10 @@ class Catalog:
             entry = next((e for e in self._ops.get(name, ()) if release in e["releases"]), None)
             self._parsed[key] = entry and json_format.ParseDict(entry["def"], op_def_pb2.OpDef())
         return self._parsed[key]
+
+    def proto_fields(self, message: str, release: str) -> Optional[frozenset]:
+        entry = next((e for e in self._proto_fields.get(message, ()) if release in e["releases"]), None)
+        return frozenset(entry["fields"]) if entry else None
 
     def ops(self) -> list:
         """Every op any known release has."""

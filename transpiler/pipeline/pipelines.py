@@ -10,6 +10,7 @@ from transpiler.passes.clear_devices import ClearDevices
 from transpiler.passes.dense_tensor_lists import DenseTensorLists
 from transpiler.passes.inline_calls import InlineCalls
 from transpiler.passes.lower_control_flow import LowerControlFlow
+from transpiler.passes.object_graph_schema import ObjectGraphSchema
 from transpiler.passes.prune import PruneToSignatures
 from transpiler.passes.prune_functions import PruneFunctions
 from transpiler.passes.rules import Rules
@@ -29,6 +30,7 @@ DOWNGRADE = [
     DenseTensorLists,  # TensorList ops -> dense tensors
     CheckpointNames,   # object-based checkpoint keys -> TF 1.x variable names (TF 1.x targets)
     Rules,             # rules/*.yaml and --rules files, to a fixpoint
+    ObjectGraphSchema,  # object-graph values a 2.x target's protos cannot read (tensor defaults)
 ]
 
 #: A TF 1.x graph for a 2.x target: one meta graph, cut to its signatures, then written as a
