@@ -211,3 +211,31 @@ def test_a_tensor_default_that_2_9_cannot_read_is_replaced_and_verified(tf_relea
     assert "StructuredValue.tensor_value" in done.stdout
     assert _structured_kinds(out) == 0
     assert done.stdout.strip().splitlines()[-1].startswith("verify: PASS")
+
+
+#: The TF 2.21-built test models (tests/producers/tf2_models.py) x 2.x targets, through --verify.
+TF2_MODELS = ["compat_v1_linear_relu6", "compat_v1_cnn", "compat_v1_einsum", "module_saved", "module_control_flow",
+              "keras_export", "module_two_signatures", "keras_lstm", "keras_gru", "keras_transformer",
+              "module_nested_control_flow"]
+TF2_TARGETS = ["2.5", "2.9", "2.12", "2.15", "2.20"]
+#: In CI: every model once, on 2.9 or 2.12 (the rest: --full-matrix).
+TF2_CI = {("keras_export", "2.9"), ("module_control_flow", "2.9"), ("keras_lstm", "2.9"),
+          ("module_two_signatures", "2.12"), ("keras_transformer", "2.12"), ("compat_v1_cnn", "2.12")}
+
+
+def _tf2_params():
+    for name in TF2_MODELS:
+        for release in TF2_TARGETS:
+            marks = [pytest.mark.real_runtime(release)]
+            if (name, release) not in TF2_CI:
+                marks.append(pytest.mark.full_matrix)
+            yield pytest.param(name, release, marks=marks, id="%s@%s" % (name, release))
+
+
+@pytest.mark.parametrize("name,release", list(_tf2_params()))
+def test_tf2_model_converts_and_verifies_in_real_2x(name, release, tf2_cases, tf_release, cli, tmp_path):
+    tf_release(release)
+    done = cli(tf2_cases[name].path, tmp_path / "out", "--to", release, "--verify", "--format", "json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout)["verify"]
+    assert report["ok"] and report["target_tf"].startswith(release + "."), report["summary"]
