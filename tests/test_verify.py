@@ -8,6 +8,7 @@ no stand-in ever decides whether a model loads.
 """
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -296,3 +297,34 @@ def test_corpus_model_converts_and_verifies(model, release, tf_release, tmp_path
     assert doc["verify"]["ok"], doc["verify"]["summary"]
     assert doc["verify"]["target_tf"].startswith(release)
     assert all(o["ok"] for s in doc["verify"]["signatures"] for o in s["outputs"])
+
+
+def _wrapper_for(rt, tmp_path, visible):
+    """What a user's own old environment looks like to verify: one executable `python` (here the
+    provisioned TF 1.8 root entered through unshare + chroot, the host directories it needs bound at
+    the same paths, so no path translation happens anywhere)."""
+    root = str(rt.root)
+    binds = []
+    for d in sorted(set(visible)):
+        os.makedirs(root + d, exist_ok=True)
+        binds.append("mount --bind %s %s%s" % (d, root, d))
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\nexec unshare --mount --net sh -c '\n"
+                      "mount --bind /proc %s/proc\n%s\n"
+                      "exec chroot %s env -i PATH=/usr/bin:/bin PYTHONPATH=%s TF_CPP_MIN_LOG_LEVEL=2 %s \"$@\"' sh \"$@\"\n"
+                      % (root, "\n".join(binds), root, rt.site_dir, rt.python))
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.real_runtime("1.8")
+def test_python_given_as_a_wrapper_script(module_saved_18, tf_release, tmp_path):
+    from transpiler.runtimes.runner import LOADER
+
+    src, out = module_saved_18
+    rt = tf_release("1.8")
+    python = _wrapper_for(rt, tmp_path, ["/tmp", str(LOADER.parent), str(src), str(out)])
+    p = _verify(src, out, "1.8", "--python", python, "--format", "json")
+    doc = json.loads(p.stdout)
+    assert p.returncode == 0 and doc["ok"], doc["summary"]
+    assert doc["target_tf"] == "1.8.0" and doc["runtime"].endswith("(--python)")
