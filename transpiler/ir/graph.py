@@ -111,6 +111,10 @@ class Graph:
         return sorted((v, d["dst_index"]) for _, v, d in self.nx.out_edges(tensor.node, data=True)
                       if d["kind"] == "data" and d["src_port"] == tensor.port)
 
+    def readers(self, name: str) -> List[str]:
+        """Nodes reading any data output of `name`, each once, sorted."""
+        return sorted({v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "data"})
+
     def control_consumers(self, name: str) -> List[str]:
         return sorted(v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "control")
 
@@ -214,16 +218,22 @@ class Graph:
         self.nx.remove_nodes_from([n for n in list(self.nx.nodes) if n not in names])
 
     def rename(self, old: str, new: str) -> None:
+        """Give node `old` the name `new`, with its edges; O(degree).
+
+        The renamed node moves to the end of the node order (as a node added now).
+        """
         if self.nx.has_node(new):
             raise ValueError("node %r already exists" % new)
-        nx.relabel_nodes(self.nx, {old: new}, copy=False)
+        control = ("control", old)
+        out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
+                     for _, v, k, d in self.nx.out_edges(old, keys=True, data=True)]
+        in_edges = [(u, new, k, d) for u, _, k, d in self.nx.in_edges(old, keys=True, data=True) if u != old]
+        self.nx.add_node(new, **self.nx.nodes[old])
+        self.nx.remove_node(old)
+        self.nx.add_edges_from(out_edges + in_edges)
         node = self.nx.nodes[new].get("node")
         if node is not None:
             node.name = new
-        for _, v, k, d in list(self.nx.out_edges(new, keys=True, data=True)):
-            if k == ("control", old):
-                self.nx.remove_edge(new, v, key=k)
-                self.nx.add_edge(new, v, key=("control", new), **d)
 
     def topological_order(self) -> List[str]:
         """Node names, producers first; ties keep insertion order."""
