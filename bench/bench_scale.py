@@ -10,7 +10,8 @@ leaky-relu-to-relu rule decomposes for 1.4 (5 new nodes each, a rename of the
 original). `--no-fire` writes Relu in their place: the same graph with no rule
 firing. The graphs are built with the project's own proto classes; each
 conversion runs in a fresh process, as a user would, and reports the median
-wall time and the largest peak RSS of the runs. `--profile N` also writes a
+wall time, the median CPU time (user + sys: steadier than wall time on a busy
+machine) and the largest peak RSS of the runs. `--profile N` also writes a
 cProfile of one in-process conversion of the N-node graph (top entries printed).
 `--keep DIR` leaves the IN/OUT files there (to compare outputs between
 branches byte for byte).
@@ -97,7 +98,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     env_note = "no rule firing" if args.no_fire else "a quarter LeakyRelu"
     print("synthetic frozen graphs, %s, --to 1.4, median of %d runs" % (env_note, args.repeat))
-    print("%8s %10s %12s %14s" % ("nodes", "seconds", "us/node", "peak RSS MiB"))
+    print("%8s %10s %12s %10s %14s" % ("nodes", "seconds", "us/node", "CPU s", "peak RSS MiB"))
     for nodes in [int(s) for s in args.sizes.split(",") if s]:
         tag = "%d%s" % (nodes, "_nofire" if args.no_fire else "")
         src, out = folder / ("in_%s.pb" % tag), folder / ("out_%s.pb" % tag)
@@ -109,8 +110,9 @@ def main() -> None:
         if not out.is_file():
             raise SystemExit("conversion of %s wrote nothing: %s" % (src, " ".join(convert_cmd(src, out))))
         seconds = statistics.median(r[0] for r in runs)
-        print("%8d %10.2f %12.1f %14.0f" % (nodes, seconds, seconds / nodes * 1e6, max(r[1] for r in runs)),
-              flush=True)
+        cpu = statistics.median(r[2] for r in runs)
+        print("%8d %10.2f %12.1f %10.2f %14.0f" % (nodes, seconds, seconds / nodes * 1e6, cpu,
+                                                  max(r[1] for r in runs)), flush=True)
         if nodes == args.profile:
             print(profile(src, folder / ("profiled_%s.pb" % tag)))
     if args.keep is None:
