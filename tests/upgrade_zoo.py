@@ -117,9 +117,9 @@ def run_graph_in_release(release, graph_def, feeds, fetches):
         with open(graph_path, "wb") as f:
             f.write(graph_def.SerializeToString())
         names = list(feeds)
-        from runtime_fixtures import _as_feedable  # strings as numpy 'S' arrays: no pickle in old numpy
+        from runtime_fixtures import as_feedable  # strings as numpy 'S' arrays: no pickle in old numpy
 
-        np.savez(in_path, **{"feed_%d" % i: _as_feedable(feeds[n]) for i, n in enumerate(names)})
+        np.savez(in_path, **{"feed_%d" % i: as_feedable(feeds[n]) for i, n in enumerate(names)})
         proc = rt.run_code(_RUN_GRAPH, [rt.chroot_path(graph_path), rt.chroot_path(in_path),
                                         rt.chroot_path(out_path), ",".join(names), ",".join(fetches)])
         if proc.returncode != 0:
