@@ -39,13 +39,13 @@ def build(name: str) -> Path:
 
 
 def measure(cmd) -> tuple:
-    """(seconds, peak RSS MiB) of one child process."""
+    """(seconds, peak RSS MiB, CPU seconds user+sys) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, _, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.stderr.close()
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

@@ -69,6 +69,8 @@ class RulePass:
         #: (function, node) -> id of the rule whose decomposition emitted it; that rule leaves it alone,
         #: so a rule may wrap the op it matches (Reshape -> Softmax -> Reshape) without rewriting it again.
         self.emitted: Dict[Tuple[Optional[str], str], str] = {}
+        #: Nodes the rewrite under way has added (what `_rewrite_node` revisits besides the neighbourhood).
+        self._added: List[str] = []
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -106,28 +108,38 @@ class RulePass:
             self._fixpoint(graph, function)
 
     def _fixpoint(self, graph: Graph, function: Optional[str]) -> None:
+        """Rounds in node order, as if each visited every node; a round visits only the nodes near a
+        rewrite of the round before (`_around`), since any other node matches as it did at its last visit."""
+        pending: Optional[set] = None  # the first round visits every node
         for _ in range(MAX_ROUNDS):
-            changed = False
-            for name in [n.name for n in graph.nodes]:
+            changed, revisit = False, set()
+            for name in [n.name for n in graph.nodes if pending is None or n.name in pending]:
                 if name in graph:
-                    changed |= self._rewrite_node(graph, graph[name], function)
+                    touched = self._rewrite_node(graph, graph[name], function)
+                    if touched is not None:
+                        changed = True
+                        revisit |= touched
             if not changed:
                 return
+            pending = revisit
         raise TranspileError("rules do not converge on %s (a cycle between rules?)" % (function or "the graph"))
 
-    def _rewrite_node(self, graph: Graph, node: Node, function: Optional[str]) -> bool:
+    def _rewrite_node(self, graph: Graph, node: Node, function: Optional[str]) -> Optional[set]:
+        """Apply the first rule that fires on `node`; the names whose match may have changed, or None."""
         for rule in self.by_op.get(node.op, []) + self.by_op.get("*", []):
             if self.emitted.get((function, node.name)) == rule.id or not self._matches(rule, graph, node):
                 continue
             op, name = node.op, node.name
+            before = _around(graph, [name]) if rule.action == "decompose" else set()  # the others keep its edges
+            self._added = []
             try:
                 detail = getattr(self, "_do_" + rule.action)(rule, graph, node, function)
             except (ValueError, LookupError) as exc:  # TemplateError, AttrError; a bad tensor name or port
                 raise RuleApplicationError("rule '%s' (%s) on node %s: %s" % (rule.id, rule.source, name, exc)) from None
             if detail is not None:
                 self.fired.append(Firing(rule.id, name, op, function, detail))
-                return True
-        return False
+                return before | _around(graph, [n for n in [name] + self._added if n in graph])
+        return None
 
     # ---- matching ---------------------------------------------------------
     def _matches(self, rule: Rule, graph: Graph, node: Node) -> bool:
@@ -273,6 +285,7 @@ class RulePass:
             roots = [] if internal else control + ([anchor] if anchor and not inputs else [])
             graph.add_node(spec.name, spec.op, inputs, attrs, node.device if spec.device is None else spec.device,
                            control_inputs=spec.control_inputs + roots)
+            self._added.append(spec.name)
         new = {old_ports[i]: self._template_tensor(graph, own, text) for i, text in enumerate(outputs)}
         graph.replace_node(hidden, new, control_output=built[-1][0].name)
 
@@ -285,6 +298,7 @@ class RulePass:
             return producer
         name = graph.unique_name(producer + "/_anchor")
         graph.add_node(name, "Identity", [inputs[0]], {"T": graph[producer].attrs["T"]}, graph[producer].device)
+        self._added.append(name)
         return name
 
     def _template_tensor(self, graph: Graph, own: Dict[str, str], text: str) -> Tensor:
@@ -299,6 +313,21 @@ class RulePass:
 
     def _def_for(self, op: str) -> Optional[op_def_pb2.OpDef]:
         return self.opset.op(op) or self.source_def(op)
+
+
+def _around(graph: Graph, names: List[str]) -> set:
+    """`names`, their data producers and readers, and readers of readers through Identity: every node whose
+    match can depend on them (input counts, ops and Consts behind Identity, used outputs, producer attrs)."""
+    found, todo, expanded = set(names), list(names), set(names)
+    for name in names:
+        found.update(t.node for t in graph.inputs(name))
+    while todo:
+        for reader in graph.readers(todo.pop()):
+            found.add(reader)
+            if reader not in expanded and graph[reader].op == "Identity":
+                expanded.add(reader)
+                todo.append(reader)
+    return found
 
 
 def _show(value) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from typing import Any, Dict, List, Optional
 
 import jinja2
@@ -91,11 +92,95 @@ def render_text(source: str, context: Dict[str, Any]) -> str:
 def render(source: str, context: Dict[str, Any]) -> Any:
     """Render a template and parse the result as YAML."""
     text = render_text(source, context)
+    names = _node_names(context)
+    if names and len(text) <= MAX_CACHED_TEXT and not _UNCACHED.search(text):
+        found = _load_abstracted(text, names)
+        if found is not _MISS:
+            return found
     try:
         return safe_yaml.load(text)
     except yaml.YAMLError as exc:
         line, problem = safe_yaml.describe(exc, text)
         raise TemplateError("template rendered invalid YAML (line %d): %s" % (line, problem)) from None
+
+
+# ---- parsing each rendered shape once ----------------------------------------
+# A template renders the same YAML for every node it matches but for the node's own names, so the text is
+# parsed once with those names replaced by placeholders, and each render fills them back into the strings.
+# That is the parse of the rendered text itself when the names are inert inside any YAML scalar (TF node
+# names, without backslash, not starting with '-'), the text has no tags, anchors, aliases or escapes, and
+# every filled-in string still reads as a string; otherwise the text is parsed as it is.
+
+#: Rendered texts longer than this are parsed as they are (built-in templates render a few KB).
+MAX_CACHED_TEXT = 16 * 1024
+#: A name the placeholders may stand for (two characters at least: the shortest placeholder).
+_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./>-]+\Z")
+#: Names one text may have placeholders for (the first ones; the others stay in the text).
+_MAX_NAMES = 256
+#: Placeholder i is _OPEN + chr(_FIRST + i), padded with _PAD to the length of its name (so the shape has the
+#: text's lines, columns and key lengths): characters of the private use area, which no name has, YAML reads
+#: as plain text, and no implicit type (number, bool, null, date) matches.
+_OPEN, _PAD, _FIRST = "\uE000", "\uE001", 0xE100
+#: What a placeholder could change the meaning of (tags, anchors, aliases, escapes), and placeholders.
+_UNCACHED = re.compile("[!&*\\\\\uE000-\uF8FF]")
+#: Resolves plain scalars: a filled-in string must still read as a string unquoted.
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
+_MISS = object()
+
+
+def _node_names(context: Dict[str, Any]) -> List[str]:
+    """The matched node's name and its inputs' node names that placeholders may stand for, once each."""
+    inputs = context.get("inputs")
+    found = [context.get("name")] + [t.partition(":")[0] for t in inputs if isinstance(t, str)] \
+        if isinstance(inputs, list) else [context.get("name")]
+    return list(dict.fromkeys(n for n in found if isinstance(n, str) and _NAME.match(n)))[:_MAX_NAMES]
+
+
+def _placeholder(index: int, name: str) -> str:
+    return _OPEN + chr(_FIRST + index) + _PAD * (len(name) - 2)
+
+
+def _load_abstracted(text: str, names: List[str]) -> Any:
+    """The YAML of `text` from the parse of its shape (names as placeholders), or _MISS."""
+    shape = text
+    for index, name in sorted(enumerate(names), key=lambda item: -len(item[1])):  # longest first
+        shape = shape.replace(name, _placeholder(index, name))
+    try:
+        parsed = _load_shape(shape)
+    except yaml.YAMLError:
+        return _MISS  # parsed again as it is, for the error message
+    try:
+        return _filled(parsed, [(_placeholder(index, name), name) for index, name in enumerate(names)])
+    except _NotAString:
+        return _MISS
+
+
+@functools.lru_cache(maxsize=256)
+def _load_shape(shape: str) -> Any:
+    return safe_yaml.load(shape)
+
+
+class _NotAString(Exception):
+    """A filled-in plain scalar that would read as something else than a string."""
+
+
+def _filled(value: Any, fill: List[tuple]) -> Any:
+    """A fresh copy of `value` with the names back in its strings; _NotAString if one would read as no string."""
+    kind = type(value)
+    if kind is str:
+        if _OPEN not in value:
+            return value
+        for placeholder, name in fill:
+            value = value.replace(placeholder, name)
+        if _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
+            raise _NotAString(value)
+        return value
+    if kind is list:
+        return [_filled(v, fill) for v in value]
+    if kind is dict:
+        return {_filled(k, fill): _filled(v, fill) for k, v in value.items()}
+    return value
 
 
 def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:

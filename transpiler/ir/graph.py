@@ -19,6 +19,7 @@ import dataclasses
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import networkx as nx
+from google.protobuf import unknown_fields
 
 from transpiler.io.protos import function_pb2, graph_pb2, node_def_pb2
 from transpiler.ir.attrs import types_attr
@@ -45,9 +46,14 @@ class Tensor:
         return cls(name, rest if in_function else int(rest))
 
     def __str__(self) -> str:
-        if self.port is None or self.port == 0 and isinstance(self.port, int):
-            return self.node
-        return "%s:%s" % (self.node, self.port)
+        return _tensor_name(self.node, self.port)
+
+
+def _tensor_name(node: str, port: Port) -> str:
+    """How a NodeDef input names output `port` of `node` (`node` for port 0 and for function arguments)."""
+    if port is None or port == 0 and isinstance(port, int):
+        return node
+    return "%s:%s" % (node, port)
 
 
 @dataclasses.dataclass(eq=False)
@@ -97,25 +103,43 @@ class Graph:
     def nodes_by_op(self, *ops: str) -> List[Node]:
         return [n for n in self.nodes if n.op in ops]
 
+    # The queries read networkx's adjacency dicts (`_pred` / `_succ`: node -> neighbour -> key -> edge data,
+    # the structure networkx documents for subclasses) rather than building an edge view per call.
+    def _in_edges(self, name: str) -> Iterator[Tuple[str, dict]]:
+        """(source, edge data) of every edge into `name`."""
+        for u, keyed in self.nx._pred[name].items():
+            for d in keyed.values():
+                yield u, d
+
+    def _out_edges(self, name: str) -> Iterator[Tuple[str, dict]]:
+        """(target, edge data) of every edge out of `name`."""
+        for v, keyed in self.nx._succ[name].items():
+            for d in keyed.values():
+                yield v, d
+
     def inputs(self, name: str) -> List[Tensor]:
-        edges = [(d["dst_index"], Tensor(u, d["src_port"])) for u, _, d in self.nx.in_edges(name, data=True)
-                 if d["kind"] == "data"]
-        return [t for _, t in sorted(edges, key=lambda e: e[0])]
+        edges = [(d["dst_index"], u, d["src_port"]) for u, d in self._in_edges(name) if d["kind"] == "data"]
+        edges.sort(key=_first)
+        return [Tensor(u, port) for _, u, port in edges]
 
     def control_inputs(self, name: str) -> List[str]:
-        edges = [(d["order"], u) for u, _, d in self.nx.in_edges(name, data=True) if d["kind"] == "control"]
+        edges = [(d["order"], u) for u, d in self._in_edges(name) if d["kind"] == "control"]
         return [u for _, u in sorted(edges)]
 
     def consumers(self, tensor: Tensor) -> List[Tuple[str, int]]:
         """(node, input index) pairs reading `tensor`."""
-        return sorted((v, d["dst_index"]) for _, v, d in self.nx.out_edges(tensor.node, data=True)
+        return sorted((v, d["dst_index"]) for v, d in self._out_edges(tensor.node)
                       if d["kind"] == "data" and d["src_port"] == tensor.port)
 
+    def readers(self, name: str) -> List[str]:
+        """Nodes reading any data output of `name`, each once, sorted."""
+        return sorted({v for v, d in self._out_edges(name) if d["kind"] == "data"})
+
     def control_consumers(self, name: str) -> List[str]:
-        return sorted(v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "control")
+        return sorted(v for v, d in self._out_edges(name) if d["kind"] == "control")
 
     def used_ports(self, name: str) -> set:
-        used = {d["src_port"] for _, _, d in self.nx.out_edges(name, data=True) if d["kind"] == "data"}
+        used = {d["src_port"] for _, d in self._out_edges(name) if d["kind"] == "data"}
         return used | {t.port for t in self.result_tensors() if t.node == name}
 
     def result_tensors(self) -> List[Tensor]:
@@ -144,14 +168,19 @@ class Graph:
                    control_inputs: Optional[Iterable[str]] = None) -> None:
         """Replace the data inputs (and, if given, the control inputs) of `name`."""
         kinds = ("data", "control") if control_inputs is not None else ("data",)
-        stale = [(u, k) for u, _, k, d in self.nx.in_edges(name, keys=True, data=True) if d["kind"] in kinds]
+        stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
             self.nx.remove_edge(u, name, key=k)
+        self.nx.add_edges_from(self._input_edges(name, inputs, control_inputs or ()))
+
+    def _input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]):
+        """The edges (source, name, key, data) of `name`'s inputs, in order."""
+        in_function = self.in_function
         for i, t in enumerate(inputs):
-            t = t if isinstance(t, Tensor) else Tensor.parse(t, self.in_function)
-            self.nx.add_edge(t.node, name, key=("data", i), kind="data", src_port=t.port, dst_index=i)
-        for i, u in enumerate(control_inputs or ()):
-            self.nx.add_edge(u, name, key=("control", u), kind="control", order=i)
+            t = t if isinstance(t, Tensor) else Tensor.parse(t, in_function)
+            yield t.node, name, ("data", i), {"kind": "data", "src_port": t.port, "dst_index": i}
+        for i, u in enumerate(control_inputs):
+            yield u, name, ("control", u), {"kind": "control", "order": i}
 
     def add_control_input(self, name: str, src: str) -> None:
         if src not in self.control_inputs(name):
@@ -214,16 +243,22 @@ class Graph:
         self.nx.remove_nodes_from([n for n in list(self.nx.nodes) if n not in names])
 
     def rename(self, old: str, new: str) -> None:
+        """Give node `old` the name `new`, with its edges; O(degree).
+
+        The renamed node moves to the end of the node order (as a node added now).
+        """
         if self.nx.has_node(new):
             raise ValueError("node %r already exists" % new)
-        nx.relabel_nodes(self.nx, {old: new}, copy=False)
+        control = ("control", old)
+        out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
+                     for _, v, k, d in self.nx.out_edges(old, keys=True, data=True)]
+        in_edges = [(u, new, k, d) for u, _, k, d in self.nx.in_edges(old, keys=True, data=True) if u != old]
+        self.nx.add_node(new, **self.nx.nodes[old])
+        self.nx.remove_node(old)
+        self.nx.add_edges_from(out_edges + in_edges)
         node = self.nx.nodes[new].get("node")
         if node is not None:
             node.name = new
-        for _, v, k, d in list(self.nx.out_edges(new, keys=True, data=True)):
-            if k == ("control", old):
-                self.nx.remove_edge(new, v, key=k)
-                self.nx.add_edge(new, v, key=("control", new), **d)
 
     def topological_order(self) -> List[str]:
         """Node names, producers first; ties keep insertion order."""
@@ -239,8 +274,15 @@ class Graph:
         if node.extra is not None:
             nd.CopyFrom(node.extra)
         nd.name, nd.op, nd.device = node.name, node.op, node.device
-        nd.input.extend(str(t) for t in self.inputs(node.name))
-        nd.input.extend("^" + c for c in self.control_inputs(node.name))
+        data, control = [], []
+        for u, d in self._in_edges(node.name):
+            if d["kind"] == "data":
+                data.append((d["dst_index"], _tensor_name(u, d["src_port"])))
+            else:
+                control.append((d["order"], "^" + u))
+        data.sort(key=_first)
+        control.sort()
+        nd.input.extend([t for _, t in data] + [c for _, c in control])
         for key, value in node.attrs.items():
             nd.attr[key].CopyFrom(value)
         return nd
@@ -248,16 +290,15 @@ class Graph:
     def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef]) -> None:
         node_defs = list(node_defs)
         for nd in node_defs:
-            extra = node_def_pb2.NodeDef()
-            extra.CopyFrom(nd)
-            for field in ("name", "op", "input", "device", "attr"):
-                extra.ClearField(field)
-            self.nx.add_node(nd.name, node=Node(nd.name, nd.op, {k: v for k, v in nd.attr.items()}, nd.device,
-                                                extra if extra.ByteSize() else None))
+            self.nx.add_node(nd.name, node=Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd)))
         for nd in node_defs:
-            data = [i for i in nd.input if not i.startswith("^")]
-            control = [i[1:] for i in nd.input if i.startswith("^")]
-            self.set_inputs(nd.name, data, control)
+            inputs = list(nd.input)
+            data = [i for i in inputs if not i.startswith("^")]
+            control = [i[1:] for i in inputs if i.startswith("^")]
+            if self.nx._pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
+                self.set_inputs(nd.name, data, control)
+            else:
+                self.nx.add_edges_from(self._input_edges(nd.name, data, control))
 
 
 class Function(Graph):
@@ -346,6 +387,25 @@ class GraphDefIR(Graph):
         if self.functions:
             graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
+
+
+def _first(item: tuple):
+    return item[0]
+
+
+#: The NodeDef fields the IR holds itself; any other is kept in Node.extra.
+_LIFTED_FIELDS = frozenset({"name", "op", "input", "device", "attr"})
+
+
+def _extra(nd: node_def_pb2.NodeDef) -> Optional[node_def_pb2.NodeDef]:
+    """`nd` without the fields the IR holds, or None when nothing else is set (most nodes: no copy made)."""
+    if all(field.name in _LIFTED_FIELDS for field, _ in nd.ListFields()) and not unknown_fields.UnknownFieldSet(nd):
+        return None
+    extra = node_def_pb2.NodeDef()
+    extra.CopyFrom(nd)
+    for field in _LIFTED_FIELDS:
+        extra.ClearField(field)
+    return extra if extra.ByteSize() else None
 
 
 def lift(graph_def: graph_pb2.GraphDef) -> GraphDefIR:
