@@ -15,6 +15,10 @@ TF_SPEC=${TF_SPEC:-tensorflow-cpu==2.21.0}
 VENV=${TF_TRANSPILE_VENV:-.venv}
 
 say() { echo "setup: $*" >&2; }
+install_debootstrap() {
+  say "installing debootstrap (needs root)"
+  apt-get install -y -q debootstrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
+}
 
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -z "${CONDA_PREFIX:-}" ]; then
   if [ ! -x "$VENV/bin/python" ]; then
@@ -43,20 +47,23 @@ case "${1:-example}" in
     if [ -z "${2:-}" ]; then rm -rf "$out"; fi   # the default OUT is ours; a given OUT is never deleted
     "$BIN/tf-transpile" examples/half_plus_two_tf214 "$out" --to 1.8
     "$BIN/tf-transpile" check "$out" --to 1.8
+    # the numbers, in real TF 1.8: provision that release once (root and debootstrap), then verify
+    if ! "$BIN/tf-transpile" runtimes list 2>/dev/null | grep -q "1.8.0 *installed" && [ "$(id -u)" = 0 ]; then
+      command -v debootstrap >/dev/null 2>&1 || install_debootstrap
+      say "installing real TF 1.8 for verify (once; about 0.5 GB, a few minutes)"
+      "$BIN/tf-transpile" runtimes install 1.8 || say "could not install TF 1.8 (see above); skipping verify"
+    fi
     if "$BIN/tf-transpile" runtimes list 2>/dev/null | grep -q "1.8.0 *installed"; then
-      "$BIN/tf-transpile" verify examples/half_plus_two_tf214 "$out" --release 1.8   # the numbers, in real TF 1.8
+      "$BIN/tf-transpile" verify examples/half_plus_two_tf214 "$out" --release 1.8
     else
-      say "to see real TF 1.8 compute the same numbers: $BIN/tf-transpile runtimes install 1.8 (root, ~0.5 GB)" \
+      say "to see real TF 1.8 compute the same numbers (needs root): $BIN/tf-transpile runtimes install 1.8" \
           "&& $BIN/tf-transpile verify examples/half_plus_two_tf214 $out --release 1.8"
     fi
     say "the converted model is in $out; tf-transpile is $BIN/tf-transpile"
     ;;
   test)
     "$PYTHON" -m pip install -q "pytest>=7"
-    if ! command -v debootstrap >/dev/null 2>&1; then
-      say "installing debootstrap (needs root)"
-      apt-get install -y -q debootstrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
-    fi
+    command -v debootstrap >/dev/null 2>&1 || install_debootstrap
     shift || true
     "$PYTHON" -m pytest -q "$@"
     ;;
