@@ -205,26 +205,18 @@ def run_saved_model(tf, np, a):
                 if not info.name:
                     _fail(3, "ValueError", "output %r is not a dense tensor" % key, "run")
                 fetch[key] = info.name
-            try:
-                results = sess.run(fetch, feed_dict=feed) if fetch else {}
-            except Exception as e:
-                _fail(3, type(e).__name__, _exc_message(e), "run", traceback.format_exc())
+            results = _run_or_fail(sess, fetch, feed)
         finally:
             sess.close()
     return results
 
 
-def _parse_graph_def(tf, path):
-    v1 = _tf_v1(tf)
-    gd = v1.GraphDef()
-    with open(path, "rb") as f:
-        data = f.read()
-    if path.endswith(".pbtxt") or path.endswith(".txt"):
-        from google.protobuf import text_format
-        text_format.Merge(data.decode("utf-8"), gd)
-    else:
-        gd.ParseFromString(data)
-    return gd
+def _run_or_fail(sess, fetch, feed):
+    """sess.run, or the loader's "run" failure (exit 3)."""
+    try:
+        return sess.run(fetch, feed_dict=feed) if fetch else {}
+    except Exception as e:
+        _fail(3, type(e).__name__, _exc_message(e), "run", traceback.format_exc())
 
 
 def run_graph_def(tf, np, a):
@@ -245,7 +237,7 @@ def run_graph_def(tf, np, a):
     graph = v1.Graph()
     with graph.as_default():
         try:
-            gd = _parse_graph_def(tf, a.graph_def)
+            gd = _read_proto(v1.GraphDef(), a.graph_def, None)
             v1.import_graph_def(gd, name="")
             feed = dict((graph.get_tensor_by_name(n), v) for n, v in feeds)
             fetch = dict((k, graph.get_tensor_by_name(n)) for k, n in fetches)
@@ -253,9 +245,7 @@ def run_graph_def(tf, np, a):
             _fail(3, type(e).__name__, _exc_message(e), "load", traceback.format_exc())
         sess = v1.Session(graph=graph)
         try:
-            results = sess.run(fetch, feed_dict=feed) if fetch else {}
-        except Exception as e:
-            _fail(3, type(e).__name__, _exc_message(e), "run", traceback.format_exc())
+            results = _run_or_fail(sess, fetch, feed)
         finally:
             sess.close()
     return results
