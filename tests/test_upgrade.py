@@ -310,8 +310,17 @@ def _multi_tag_model(case, path, tag_sets):
 def test_tags_choose_the_meta_graph(tf1_upgrade_cases, cli, tf, tmp_path):
     case = tf1_upgrade_cases("1.15.0")["cnn_layers"]
     model = _multi_tag_model(case, tmp_path / "multi", [["train"], ["serve", "gpu"], ["eval"]])
-    result = cli(model, tmp_path / "out", "--to", TARGET)
-    assert result.returncode == 2 and "3 meta graphs (train; gpu,serve; eval); choose one with --tags" in result.stderr
+    from transpiler.io.readers import read_model
+
+    # without --tags every tag set is kept (a native TF 2 SavedModel holds one): none that loaded stops loading
+    result = cli(model, tmp_path / "all", "--to", TARGET)
+    assert result.returncode == 0, result.stderr
+    assert "kept all 3 tag sets (train; serve,gpu; eval)" in result.stdout, result.stdout
+    kept = read_model(tmp_path / "all").meta_graphs
+    assert [sorted(mg.meta_info_def.tags) for mg in kept] == [["train"], ["gpu", "serve"], ["eval"]]
+    assert not any(mg.HasField("object_graph_def") for mg in kept)
+    result = cli(model, tmp_path / "out", "--to", TARGET, "--unfreeze")
+    assert result.returncode == 2 and "choose the one to make a native TF 2 SavedModel of with --tags" in result.stderr
     result = cli(model, tmp_path / "out", "--to", TARGET, "--tags", "predict")
     assert result.returncode == 2 and "no meta graph tagged predict" in result.stderr
     out = upgrade(cli, dataclasses.replace(case, path=str(model)), tmp_path / "out", "--tags", "serve,gpu")
@@ -319,8 +328,6 @@ def test_tags_choose_the_meta_graph(tf1_upgrade_cases, cli, tf, tmp_path):
     # the downgrade keeps only the chosen meta graph too
     result = cli(model, tmp_path / "down", "--to", "1.15", "--tags", "eval")
     assert result.returncode == 0, result.stderr
-    from transpiler.io.readers import read_model
-
     assert [list(mg.meta_info_def.tags) for mg in read_model(tmp_path / "down").meta_graphs] == [["eval"]]
 
 
