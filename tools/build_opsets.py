@@ -130,41 +130,26 @@ def _canonical(op_dict):
     return json_format.MessageToDict(op, preserving_proto_field_name=True)
 
 
-def _merge_defs(dumps, field):
-    """{op: [{"releases": [...], "def": {...}}]} over dumps (ascending release order)."""
+def _releases_per_value(dumps, items):
+    """{name: [(value, [releases])]}: each distinct value a name has, with the releases that have it,
+    in ascending release order; `items(dump)` yields (name, value) pairs."""
     merged = {}
-    for version, d in dumps:
-        for name, od in (d.get(field) or {}).items():
-            canon = _canonical(od)
-            key = json.dumps(canon, sort_keys=True)
-            entries = merged.setdefault(name, [])
-            for e in entries:
-                if e["_key"] == key:
-                    e["releases"].append(version)
-                    break
-            else:
-                entries.append({"_key": key, "releases": [version], "def": canon})
-    out = {}
-    for name in sorted(merged):
-        es = merged[name]
-        es.sort(key=lambda e: vkey(e["releases"][0]))
-        out[name] = [{"releases": e["releases"], "def": e["def"]} for e in es]
-    return out
+    for version, d in sorted(dumps, key=lambda vd: vkey(vd[0])):
+        for name, value in items(d):
+            merged.setdefault(name, {}).setdefault(json.dumps(value, sort_keys=True), (value, []))[1].append(version)
+    return {name: list(merged[name].values()) for name in sorted(merged)}
+
+
+def _merge_defs(dumps, field):
+    """{op: [{"releases": [...], "def": {...}}]} over dumps."""
+    grouped = _releases_per_value(dumps, lambda d: ((n, _canonical(od)) for n, od in (d.get(field) or {}).items()))
+    return {op: [{"releases": r, "def": v} for v, r in entries] for op, entries in grouped.items()}
 
 
 def merge_proto_fields(dumps):
     """{message: [{"releases": [...], "fields": [...]}]}: the fields each release's schema has."""
-    merged = {}
-    for version, d in sorted(dumps, key=lambda vd: vkey(vd[0])):
-        for message, fields in d["messages"].items():
-            entries = merged.setdefault(message, [])
-            for e in entries:
-                if e["fields"] == fields:
-                    e["releases"].append(version)
-                    break
-            else:
-                entries.append({"releases": [version], "fields": fields})
-    return {m: merged[m] for m in sorted(merged)}
+    grouped = _releases_per_value(dumps, lambda d: d["messages"].items())
+    return {m: [{"releases": r, "fields": v} for v, r in entries] for m, entries in grouped.items()}
 
 
 def merge(dumps, proto_dumps=()):
