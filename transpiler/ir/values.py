@@ -18,7 +18,7 @@ MAX_ELEMENTS = 1 << 22
 MAX_STRING_BYTES = 1 << 24
 
 #: numpy dtype of each plain TF dtype.
-_NP_TYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_INT32": "int32", "DT_INT64": "int64",
+NP_TYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_INT32": "int32", "DT_INT64": "int64",
              "DT_INT16": "int16", "DT_INT8": "int8", "DT_UINT8": "uint8", "DT_UINT16": "uint16",
              "DT_UINT32": "uint32", "DT_UINT64": "uint64", "DT_BOOL": "bool", "DT_HALF": "float16"}
 #: The TensorProto field of each dtype's values (int_val for the rest).
@@ -75,7 +75,7 @@ def tensor_value(proto):
     name = dtype_name(proto.dtype)
     shape = [d.size for d in proto.tensor_shape.dim]
     count = math.prod(shape)  # Python ints: a claimed 2**31 x 2**31 does not overflow
-    if count > MAX_ELEMENTS or min(shape, default=0) < 0 or (name not in _NP_TYPES and name != "DT_STRING"):
+    if count > MAX_ELEMENTS or min(shape, default=0) < 0 or (name not in NP_TYPES and name != "DT_STRING"):
         return None
     array = _stored_values(proto, name)
     if array is None or array.size > count or (array.size == 0 and count):
@@ -96,7 +96,7 @@ def _stored_values(proto, name: str):
         array = np.empty(len(proto.string_val), dtype=object)
         array[:] = [_text(v) for v in proto.string_val]
         return array
-    dtype = np.dtype(_NP_TYPES[name])
+    dtype = np.dtype(NP_TYPES[name])
     if proto.tensor_content:
         if len(proto.tensor_content) > MAX_ELEMENTS * dtype.itemsize:
             return None

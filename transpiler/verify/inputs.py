@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from transpiler.errors import TranspileError
-from transpiler.ir.values import tensor_value
+from transpiler.ir.values import NP_TYPES, tensor_value
 
 #: ParseExample's feature kinds by the dtype it parses them to.
 _FEATURE_KINDS = {"DT_FLOAT": "float", "DT_INT64": "int64", "DT_STRING": "bytes"}
 _PARSE_OPS = ("ParseExample", "ParseExampleV2", "ParseSingleExample")
-_NP_TYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16", "DT_INT32": "int32",
-             "DT_INT64": "int64", "DT_INT8": "int8", "DT_INT16": "int16", "DT_UINT8": "uint8",
-             "DT_UINT16": "uint16", "DT_UINT32": "uint32", "DT_UINT64": "uint64", "DT_BOOL": "bool",
-             "DT_STRING": "object"}
+#: numpy dtype of each TF dtype an input may have (strings as object arrays of bytes).
+_NP_TYPES = dict(NP_TYPES, DT_STRING="object")
 
 Features = Dict[str, Tuple[str, List[int]]]
 
