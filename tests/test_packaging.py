@@ -21,6 +21,11 @@ def test_wheel_contains_rules_and_opset_data(tmp_path):
     packages = {n.rsplit("/", 1)[0] for n in names if n.startswith("transpiler/") and n.endswith("/__init__.py")}
     layers = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "transpiler").glob("*/__init__.py")}
     assert layers <= packages, "subpackages missing from the wheel: %s" % sorted(layers - packages)
+    [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Provides-Extra: tensorflow" in metadata  # pip install tf-transpile[tensorflow]
+    assert any(line.startswith("Requires-Dist: tensorflow-cpu") and 'extra == "tensorflow"' in line
+               for line in metadata.splitlines())
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "tf-transpile = transpiler.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
 
@@ -36,3 +41,19 @@ def test_an_installed_package_finds_its_rules(tmp_path):
     assert result.returncode == 0, result.stderr
     count, where = result.stdout.split()
     assert int(count) > 50 and where.startswith(str(tmp_path / "site"))
+
+
+def test_tensorflow_extra_is_declared():
+    """`pip install tf-transpile[tensorflow]` pulls tensorflow-cpu; a plain install pulls no TensorFlow."""
+    import configparser
+
+    from packaging.requirements import Requirement
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    extras = {name: [Requirement(line) for line in value.splitlines() if line.strip() and not line.startswith("#")]
+              for name, value in cfg["options.extras_require"].items()}
+    assert [r.name for r in extras["tensorflow"]] == ["tensorflow-cpu"]
+    required = [line.split(">=")[0].strip() for line in cfg["options"]["install_requires"].splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    assert not {"tensorflow", "tensorflow-cpu"} & set(required)
