@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
+
+#: progress(what, done, total): called as long work advances (`what` names it and its unit, e.g.
+#: "copying checkpoint (bytes)"); done == total once at the end. It must be cheap and must not raise.
+Progress = Callable[[str, int, int], None]
 
 #: Default size threshold (elements) for --unfreeze of float Consts that are not recognizably former variables.
 DEFAULT_UNFREEZE_MIN_SIZE = 1024
@@ -52,6 +56,9 @@ class ConvertOptions:
     unfreeze: Optional[UnfreezeOptions] = None
     #: What OUT will be ("saved_model", "graph_def", "meta_graph"): convert takes it from OUT's name.
     output_form: str = "saved_model"
+    #: Told how long work advances (checkpoint bytes copied, graph nodes through the passes); not a
+    #: choice about the output, so it is left out of equality (and of batch's stamps).
+    progress: Optional[Progress] = dataclasses.field(default=None, compare=False, repr=False)
 
     def rule_options(self) -> dict:
         """The user choices rule files may test (``when: {option: variables=ref}``)."""

@@ -13,13 +13,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from transpiler.errors import TranspileError
 from transpiler.io.checkpoints import checkpoint_files, copy_checkpoint
 from transpiler.io.protos import graph_pb2, meta_graph_pb2, saved_model_pb2, text_format
 from transpiler.io.readers import SAVED_MODEL_FILES, Kind, Model
 from transpiler.knowledge.releases import Opset, version_key
+from transpiler.options import Progress
 
 #: The tag set TF's SavedModel loaders ask for by default.
 SERVE = "serve"
@@ -102,8 +103,10 @@ def _init_op_as_main_op(mg: meta_graph_pb2.MetaGraphDef) -> None:
     del mg.signature_def[INIT_OP_SIGNATURE]
 
 
-def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> None:
-    """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`)."""
+def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
+                progress: Optional[Progress] = None) -> None:
+    """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`);
+    `progress` hears of the checkpoint bytes copied."""
     out = Path(out)
     kind = output_kind(out)
     if _same_file_form(model, out):
@@ -114,11 +117,13 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> N
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     if kind is Kind.META_GRAPH:
-        _write_meta_graph(model, out, force, _is_text(model, kind, out))
+        _write_meta_graph(model, out, force, _is_text(model, kind, out), progress)
         return
-    writer = _write_saved_model if kind is Kind.SAVED_MODEL else _write_graph_def
     with staged(out, force) as tmp:
-        writer(model, tmp, _is_text(model, kind, out))
+        if kind is Kind.SAVED_MODEL:
+            _write_saved_model(model, tmp, _is_text(model, kind, out), progress)
+        else:
+            _write_graph_def(model, tmp, _is_text(model, kind, out))
 
 
 def _is_text(model: Model, kind: Kind, out: Path) -> bool:
@@ -225,7 +230,7 @@ def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
         node.ClearField("experimental_debug_info")
 
 
-def _write_saved_model(model: Model, tmp: Path, text: bool) -> None:
+def _write_saved_model(model: Model, tmp: Path, text: bool, progress: Optional[Progress] = None) -> None:
     tmp.mkdir()
     sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
     if model.saved_model is not None:
@@ -243,14 +248,15 @@ def _write_saved_model(model: Model, tmp: Path, text: bool) -> None:
                 shutil.copytree(model.path / name, tmp / name)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
-        _write_checkpoint(model, tmp / "variables" / "variables")
+        _write_checkpoint(model, tmp / "variables" / "variables", progress)
 
 
 def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:
     tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, text))
 
 
-def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
+def _write_meta_graph(model: Model, out: Path, force: bool, text: bool,
+                      progress: Optional[Progress] = None) -> None:
     """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
     The checkpoint files are staged and moved into place first, the meta graph
@@ -260,7 +266,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
     workdir = make_workdir(out.parent)
     try:
         if model.checkpoint is not None:
-            _write_checkpoint(model, workdir / prefix.name)
+            _write_checkpoint(model, workdir / prefix.name, progress)
         (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], text))
         if not force and (out.exists() or checkpoint_files(prefix)):
             raise TranspileError("output %s already exists (use --force to replace it)" % out)
@@ -275,11 +281,11 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _write_checkpoint(model: Model, prefix: Path) -> None:
+def _write_checkpoint(model: Model, prefix: Path, progress: Optional[Progress] = None) -> None:
     """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them."""
     if model.checkpoint_keys:
         from transpiler.io.checkpoints import rename_checkpoint
 
-        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys)
+        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys, progress=progress)
     else:
-        copy_checkpoint(model.checkpoint, prefix)
+        copy_checkpoint(model.checkpoint, prefix, progress)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from transpiler.errors import TranspileError
+from transpiler.io.copying import ByteCopier
+from transpiler.options import Progress
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
@@ -37,17 +39,20 @@ def checkpoint_files(prefix: Path) -> List[Path]:
     return v1 or ([prefix] if prefix.is_file() else [])
 
 
-def copy_checkpoint(prefix: Path, new_prefix: Path) -> None:
+def copy_checkpoint(prefix: Path, new_prefix: Path, progress: Optional[Progress] = None) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
 
     A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
-    checksums): a damaged one is refused with a one-line error instead of being carried into OUT."""
+    checksums): a damaged one is refused with a one-line error instead of being carried into OUT.
+    `progress` hears of the bytes copied."""
     if Path(str(prefix) + ".index").is_file():
         from transpiler.io.tensor_bundle import check_bundle
 
         check_bundle(prefix)
-    for src in checkpoint_files(prefix):
-        shutil.copyfile(src, Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
+    files = checkpoint_files(prefix)
+    copier = ByteCopier(files, progress)
+    for src in files:
+        copier.copy(src, Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
 
 
 # ---------------------------------------------------------------------------
@@ -55,7 +60,8 @@ def copy_checkpoint(prefix: Path, new_prefix: Path) -> None:
 
 
 def rename_checkpoint(in_prefix, out_prefix, mapping: Dict[str, str], extra: Optional[Dict[str, object]] = None,
-                      shard_bytes: int = SHARD_BYTES, link: bool = False) -> int:
+                      shard_bytes: int = SHARD_BYTES, link: bool = False,
+                      progress: Optional[Progress] = None) -> int:
     """Write checkpoint `out_prefix` holding `in_prefix`'s tensors under new keys.
 
     `mapping` is {old key: new key}; keys it does not name are left out.
@@ -63,12 +69,12 @@ def rename_checkpoint(in_prefix, out_prefix, mapping: Dict[str, str], extra: Opt
     index and byte-for-byte copies of its data shards (hard links with
     `link`), without TensorFlow; a V1 one is streamed through TensorFlow
     (rename_with_tf, `shard_bytes`). The files appear only when complete.
-    Returns the number of tensors.
+    Returns the number of tensors. `progress` hears of the bytes a V2 checkpoint's copy is at.
     """
     if Path(str(in_prefix) + ".index").is_file():
         from transpiler.io.tensor_bundle import rename_bundle
 
-        return rename_bundle(in_prefix, out_prefix, mapping, extra, link=link)
+        return rename_bundle(in_prefix, out_prefix, mapping, extra, link=link, progress=progress)
     return rename_with_tf(in_prefix, out_prefix, mapping, extra, shard_bytes)
 
 

@@ -22,7 +22,6 @@ code) are kept as surrogate escapes and written back unchanged.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import google_crc32c
 
 from transpiler.errors import TranspileError
+from transpiler.io.copying import ByteCopier
+from transpiler.options import Progress
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48            # two block handles padded to 40 bytes, then the magic number
@@ -479,7 +480,7 @@ def renamed_entries(entries: Entries, mapping: Mapping[str, str]) -> Entries:
 
 
 def rename_bundle(in_prefix, out_prefix, mapping: Mapping[str, str], extra: Optional[Mapping[str, object]] = None,
-                  link: bool = False) -> int:
+                  link: bool = False, progress: Optional[Progress] = None) -> int:
     """Write checkpoint `out_prefix` holding `in_prefix`'s tensors under new keys, never loading a tensor.
 
     `mapping` is {old key: new key}; keys it does not name are left out (their
@@ -488,7 +489,7 @@ def rename_bundle(in_prefix, out_prefix, mapping: Mapping[str, str], extra: Opti
     shards are copied byte for byte (hard-linked when `link`, falling back to
     a copy across file systems); the index is written last, each file through
     a temporary name, so a failure leaves no partial checkpoint under
-    `out_prefix`. Returns the number of tensors written.
+    `out_prefix`. Returns the number of tensors written. `progress` hears of the bytes copied.
     """
     in_prefix, out_prefix, extra = Path(in_prefix), Path(out_prefix), dict(extra or {})
     check_bundle(in_prefix)
@@ -508,9 +509,10 @@ def rename_bundle(in_prefix, out_prefix, mapping: Mapping[str, str], extra: Opti
     out = renamed_entries(entries, mapping)
     total = header.num_shards + (1 if extra else 0)
     staged: List[Tuple[Path, Path]] = []
+    copier = ByteCopier(shards, progress)
     try:
         for i, src in enumerate(shards):
-            staged.append((_stage(src, out_prefix, link), data_filename(out_prefix, i, total)))
+            staged.append((_stage(src, out_prefix, link, copier), data_filename(out_prefix, i, total)))
         if extra:
             staged.append((_stage_extra(extra, header.num_shards, out, out_prefix), data_filename(
                 out_prefix, header.num_shards, total)))
@@ -534,17 +536,18 @@ def _temp_path(out_prefix: Path) -> Path:
     return Path(tmp)
 
 
-def _stage(src: Path, out_prefix: Path, link: bool) -> Path:
+def _stage(src: Path, out_prefix: Path, link: bool, copier: ByteCopier) -> Path:
     """A copy of (or hard link to) `src` under a temporary name beside `out_prefix`."""
     tmp = _temp_path(out_prefix)
     if link:
         tmp.unlink()
         try:
             os.link(src, tmp)
+            copier.skip(src)
             return tmp
         except OSError:
             pass
-    shutil.copyfile(src, tmp)
+    copier.copy(src, tmp)
     return tmp
 
 

@@ -11,6 +11,7 @@ plain list of pass classes (transpiler/pipeline/pipelines.py) run in order by
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 
 from transpiler.engine.rule_files import Rule
@@ -32,9 +33,12 @@ class PassLog:
     #: {old checkpoint key: new key}, for the back end that writes the checkpoint.
     checkpoint_keys: Dict[str, str] = dataclasses.field(default_factory=dict)
     notes: List[str] = dataclasses.field(default_factory=list)
+    #: One {"name", "seconds", "firings", "nodes"} per pass that ran, in order (`-v` shows them).
+    passes: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def extend(self, other: "PassLog") -> "PassLog":
         self.firings.extend(other.firings)
+        self.passes.extend(other.passes)
         self.refusals.update(other.refusals)
         self.checkpoint_keys.update(other.checkpoint_keys)
         self.notes.extend(n for n in other.notes if n not in self.notes)
@@ -69,14 +73,33 @@ class Pass:
         raise NotImplementedError
 
 
+#: What run_passes reports to ConvertOptions.progress.
+PASSES_PROGRESS = "passes over the graph (nodes)"
+
+
 def run_passes(passes: Sequence[Type[Pass]], ir: GraphDefIR, ctx: Context) -> PassLog:
-    """Run each pass that applies, in order; the merged log."""
+    """Run each pass that applies, in order; the merged log, with each pass's time and firings.
+
+    Progress is counted in nodes: each pass that applies advances it by the graph's node count
+    (taken once, before the first pass), so a big graph shows how far the pipeline is."""
+    steps = [step for step in (cls() for cls in passes) if step.applies(ctx)]
+    nodes = node_count(ir)
+    total, progress = nodes * len(steps), ctx.options.progress
     log = PassLog()
-    for cls in passes:
-        step = cls()
-        if step.applies(ctx):
-            log.extend(step.run(ir, ctx))
+    for i, step in enumerate(steps):
+        began = time.perf_counter()
+        step_log = step.run(ir, ctx)
+        step_log.passes = [{"name": step.name, "seconds": round(time.perf_counter() - began, 4),
+                            "firings": len(step_log.firings), "nodes": node_count(ir)}]
+        log.extend(step_log)
+        if progress is not None:
+            progress(PASSES_PROGRESS, nodes * (i + 1), total)
     return log
+
+
+def node_count(ir: GraphDefIR) -> int:
+    """Nodes of the graph and of every function body."""
+    return sum(len(graph) for _, graph in ir.graphs())
 
 
 def context_for(opset: Opset, **options) -> Context:

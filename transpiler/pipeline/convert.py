@@ -97,10 +97,11 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
     for i, ir in enumerate(irs):
         graph_log = run_passes(DOWNGRADE, ir, Context(opset, options, rules, model.meta_graphs[i], model))
         sections.append((graph_label(model, i), _validate(ir, opset, graph_log, model.meta_graphs[i])))
+        _label_passes(graph_log, sections[-1][0])
         log.extend(graph_log)
     model.checkpoint_keys.update(log.checkpoint_keys)
     report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings],
-                    notes + log.notes)
+                    notes + log.notes, log.passes)
     return Plan(model, opset, options, report, irs)
 
 
@@ -132,10 +133,17 @@ def _plan_upgrade(model: Model, opset: Opset, options: ConvertOptions, rules) ->
     log = run_passes(UPGRADE, ir, ctx)
     notes += log.notes
     problems = _validate(ir, opset, log, mg)
+    _label_passes(log, graph_label(work, 0))
     report = Report(work.describe(), opset.short, [(graph_label(work, 0), problems)],
-                    [dataclasses.asdict(f) for f in log.firings], notes)
+                    [dataclasses.asdict(f) for f in log.firings], notes, log.passes)
     saved_model = None if report.blocking else tf2_native.plan_saved_model(ir, ctx, notes)
     return Plan(work, opset, options, report, [ir], saved_model)
+
+
+def _label_passes(log: PassLog, label: str) -> None:
+    """Say which graph each pass ran on: a model with several meta graphs runs the passes on each."""
+    for entry in log.passes:
+        entry["graph"] = label
 
 
 def _validate(ir: GraphDefIR, opset: Opset, log: PassLog, meta_graph) -> List[Problem]:
@@ -168,7 +176,7 @@ def write(result: Plan, out: Path) -> None:
         freeze_model(model, result.irs[0])
     for mg, ir in zip(model.meta_graphs, result.irs):
         mg.graph_def.CopyFrom(ir.lower())
-    write_model(model, out, result.opset, result.options.force)
+    write_model(model, out, result.opset, result.options.force, result.options.progress)
 
 
 def _write_upgrade(result: Plan, out: Path) -> None:
@@ -180,12 +188,14 @@ def _write_upgrade(result: Plan, out: Path) -> None:
                                             host_dir if tf2_native.host_release() != opset.release else tmp)
         if host != opset.release:
             # Written by the host's TF: take it to the target like any TF 2 SavedModel (e.g. 2.21 -> 2.1).
-            options = ConvertOptions(to=opset.release, rule_files=result.options.rule_files)
+            options = ConvertOptions(to=opset.release, rule_files=result.options.rule_files,
+                                     progress=result.options.progress)
             second = plan(read_model(host_dir), options)
             if second.report.blocking:
                 raise IncompatibleModel(second.report.summary(), second.report)
             write(second, tmp)
             report.fired.extend(second.report.fired)
+            report.passes.extend(second.report.passes)
             report.notes.append("written by TF %s, then converted for TF %s" % (host, opset.short))
 
 

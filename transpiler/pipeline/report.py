@@ -8,6 +8,7 @@ import json
 from typing import List, Tuple
 
 from transpiler.passes.validate import Problem
+from transpiler.pipeline.markdown import md_cell, md_table
 
 #: Node names shown per group in the text report; JSON always lists all.
 SHOWN_NODES = 5
@@ -23,6 +24,8 @@ class Report:
     fired: List[dict] = dataclasses.field(default_factory=list)
     #: What a conversion decided on its own (signatures found, constants unfrozen, ...), one line each.
     notes: List[str] = dataclasses.field(default_factory=list)
+    #: Each pass that ran, per graph: {"graph", "name", "seconds", "firings", "nodes"} (`-v`).
+    passes: List[dict] = dataclasses.field(default_factory=list)
 
     @property
     def problems(self) -> List[Problem]:
@@ -53,9 +56,17 @@ class Report:
         return ["%s%s [%s]: %s (%s)" % (f["function"] + "/" if f["function"] else "", f["node"], f["op"],
                                         f["rule"], f["detail"]) for f in self.fired]
 
+    def pass_lines(self) -> List[str]:
+        """One line per pass that ran: graph, name, time, firings, nodes after it (what `-v` prints)."""
+        return ["pass %-20s %8.3f s  %5d firing(s)  %7d nodes  %s" % (
+            p["name"], p["seconds"], p["firings"], p["nodes"], p.get("graph", "")) for p in self.passes]
+
     def to_text(self, verbose: bool = False) -> str:
+        """The report for a terminal; `verbose` adds each firing by node and each pass's time."""
         lines = ["model:  %s" % self.model, "target: TF %s" % self.target]
         lines.extend("note:   %s" % note for note in self.notes)
+        if verbose:
+            lines.extend(self.pass_lines())
         if self.fired:
             lines.append(self.fired_summary())
             if verbose:
@@ -80,4 +91,28 @@ class Report:
                        for (op, reason), ps in self.groups()],
             "rules_fired": self.fired,
             "notes": self.notes,
+            "passes": self.passes,
         }, indent=2, sort_keys=True)
+
+    def to_markdown(self, verbose: bool = False) -> str:
+        """The report to paste into a ticket: a heading, the verdict, then tables of the blocking
+        problems (by op, with every node), the rules that fired and, if `verbose`, the passes."""
+        verdict = ("**%s**" % self.summary()) if self.blocking else "Nothing blocks loading in TF %s." % self.target
+        lines = ["## tf-transpile: %s for TF %s" % (md_cell(self.model), self.target), "", verdict]
+        if self.notes:
+            lines += [""] + ["- %s" % md_cell(note) for note in self.notes]
+        if self.blocking:
+            lines += ["", "### Problems", ""]
+            lines += md_table(("Op", "Count", "Reason", "Nodes"),
+                              [(op, len(ps), reason, ", ".join(p.where for p in ps))
+                               for (op, reason), ps in self.groups()])
+        if self.fired:
+            counts = collections.Counter(f["rule"] for f in self.fired)
+            lines += ["", "### Rules fired", ""] + md_table(("Rule", "Count"), sorted(counts.items()))
+        if verbose and self.passes:
+            lines += ["", "### Passes", ""]
+            lines += md_table(("Graph", "Pass", "Seconds", "Firings", "Nodes"),
+                              [(p.get("graph", ""), p["name"], "%.3f" % p["seconds"], p["firings"], p["nodes"])
+                               for p in self.passes])
+        return "\n".join(lines)
+
