@@ -2,6 +2,8 @@
 
 User errors print one line and exit 2; a model that cannot be made to load
 prints the report and exits 1. Tracebacks only with TF_TRANSPILE_DEBUG=1.
+With --format json or markdown, every outcome (refusals and bad input too)
+is one document on stdout. -q/-v (anywhere) set how much is printed.
 """
 
 from __future__ import annotations
@@ -14,25 +16,28 @@ from pathlib import Path
 from typing import List, Optional
 
 from transpiler.cli import batch as batch_cli
+from transpiler.cli import output
 from transpiler.cli import verify as verify_cli
 from transpiler.version import __version__
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.options import DEFAULT_UNFREEZE_MIN_SIZE, ConvertOptions, UnfreezeOptions
+from transpiler.pipeline.markdown import md_table
 
 PROG = "tf-transpile"
 
 USAGE = """\
-tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX] [--inline-functions]
-                    [--variables resource|ref] [--freeze] [--clear-devices] [--verify [--python PATH] ...]
+tf-transpile [-q|-v] IN OUT --to VERSION [--format text|json|markdown] [--force] [--rules FILE]
+                    [--checkpoint PREFIX] [--inline-functions] [--variables resource|ref] [--freeze]
+                    [--clear-devices] [--verify [--python PATH] ...]
                     [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
-       tf-transpile batch IN_DIR OUT_DIR --to VERSION [--jobs N] [--shard K/N] [any conversion option]
+       tf-transpile batch IN_DIR OUT_DIR --to VERSION [--jobs N] [--shard K/N] [--timeout S] [any conversion option]
        tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
-       tf-transpile verify IN OUT --release VERSION [--python PATH] [--inputs-file F] [--format text|json]
+       tf-transpile verify IN OUT --release VERSION [--python PATH] [--inputs-file F] [--format F]
        tf-transpile runtimes list|install|remove [VERSION...]
-       tf-transpile check IN --to VERSION [--format text|json]
+       tf-transpile check IN --to VERSION [--format text|json|markdown]
        tf-transpile explain IN --to VERSION [any conversion option]
        tf-transpile rules list|check|test [...]
-       tf-transpile releases"""
+       tf-transpile releases [--format F]"""
 
 DESCRIPTION = """\
 Move a TensorFlow model between TensorFlow releases, so that the target
@@ -52,11 +57,23 @@ commands:
   check IN --to V       report what blocks loading IN, unchanged, in release V (exit 1 if anything)
   checkpoint IN OUT     convert a name-based TF 1.x checkpoint to an object-based one, or back
   explain IN --to V     dry run of a conversion: which rule fires where, and what would still block
-  rules list [--to V]   every rule, its family, what it matches and when it applies (--format json)
+  rules list [--to V]   every rule, its family, what it matches and when it applies (--format json|markdown)
   rules check FILE...   validate rule files (schema, templates, ops and attrs against the opset data):
                         every problem, file:line, with "did you mean" for unknown op names
   rules test [FILE...]  run rules' own examples: original op vs. rewrite, in the host TF
   releases              list the releases tf-transpile knows
+
+global options (anywhere on the command line, for every command):
+  -q, --quiet           print only errors (and the report when it is one: check's problems, a failing
+                        verify), plus the document --format json|markdown asks for; no progress line
+  -v, --verbose         also each pass of the pipeline: its name, its time, how many rules it fired,
+                        the nodes after it (a conversion, check, explain; batch: a line per model)
+  --format text|json|markdown  on every command that reports (convert, check, explain, verify, batch,
+                        rules list, releases): text (default) for a terminal; json one JSON document on
+                        stdout for every outcome, refusals and bad input included ({"error", "exit_code"});
+                        markdown a report to paste into a ticket (a heading, tables), also on stdout
+  progress              on long work (checkpoint bytes copied, graph nodes through the passes) a line on
+                        stderr is redrawn, only when stderr is a terminal and without -q
 """
 
 EPILOG = """\
@@ -65,6 +82,8 @@ examples:
   tf-transpile model/ model_tf18/ --to 1.8 --verify        # ... and prove it in real TF 1.8
   tf-transpile verify model/ model_tf18/ --release 1.8 --python ~/venvs/tf18/bin/python
   tf-transpile check frozen.pb --to 1.12 --format json
+  tf-transpile check frozen.pb --to 1.12 --format markdown > ticket.md   # paste into an issue
+  tf-transpile -q model/ model_tf18/ --to 1.8 && echo done  # silent unless something fails
   tf-transpile model/ out/ --to 1.8 --rules my_rules.yaml   # add or override rules by id
   tf-transpile rules test my_rules.yaml                     # prove a new rule on its examples
   tf-transpile tf1_model/ tf2_model/ --to 2.21              # a native TF 2 SavedModel (tf.saved_model.load)
@@ -77,9 +96,18 @@ and output are named); 2 bad input or usage; 3 an internal error (a bug: please 
 TF_TRANSPILE_DEBUG=1 for a traceback); 130 interrupted (nothing written)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors go through main's one error path (exit 2), so that
+    with --format json or markdown a mistyped option still gives a document on stdout."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        raise TranspileError(message)
+
+
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog, description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    return _Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                   **kwargs)
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -134,13 +162,20 @@ def convert_options(args: argparse.Namespace) -> ConvertOptions:
                           rule_files=tuple(args.rules), inline_functions=args.inline_functions,
                           variables=args.variables, freeze=args.freeze, clear_devices=args.clear_devices,
                           tags=tuple(args.tags) if args.tags else None, inputs=tuple(args.inputs),
-                          outputs=tuple(args.outputs), unfreeze=unfreeze)
+                          outputs=tuple(args.outputs), unfreeze=unfreeze, progress=output.progress_callback())
 
 
 def _add_target(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--to", required=required, metavar="VERSION", help="target TensorFlow release, e.g. 1.8 or 2.21")
     p.add_argument("--checkpoint", type=Path, metavar="PREFIX", help="checkpoint of a .meta input")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    add_format(p)
+
+
+def add_format(p: argparse.ArgumentParser, what: str = "report") -> None:
+    """--format text|json|markdown (see the global options in `tf-transpile --help`)."""
+    p.add_argument("--format", choices=output.FORMATS, default="text",
+                   help="%s format: text, json (one document on stdout, errors included) or markdown "
+                        "(a heading and tables, to paste into a ticket)" % what)
 
 
 def _add_rules(p: argparse.ArgumentParser) -> None:
@@ -149,7 +184,14 @@ def _add_rules(p: argparse.ArgumentParser) -> None:
 
 
 def _print_report(report, fmt: str, verbose: bool = False) -> None:
-    print(report.to_json() if fmt == "json" else report.to_text(verbose))
+    """The report in `fmt`; -v adds each pass. With -q a text report is printed only if it blocks."""
+    verbose = verbose or output.verbose()
+    if fmt == "json":
+        print(report.to_json())
+    elif fmt == "markdown":
+        print(report.to_markdown(verbose))
+    elif report.blocking or not output.quiet():
+        print(report.to_text(verbose))
 
 
 def _cmd_check(argv: List[str]) -> int:
@@ -158,6 +200,7 @@ def _cmd_check(argv: List[str]) -> int:
     p = _parser(PROG + " check", "Report what blocks loading IN, unchanged, in a release.")
     p.add_argument("input", metavar="IN", type=Path, help="model to check")
     _add_target(p)
+    p.epilog = "exit status: 0 nothing blocks; 1 something blocks loading in the release; 2 bad input or usage"
     args = p.parse_args(argv)
     report = check(args.input, args.to, args.checkpoint)
     _print_report(report, args.format)
@@ -171,6 +214,7 @@ def _cmd_explain(argv: List[str]) -> int:
                                    "node, and what would still block. Writes nothing.")
     p.add_argument("input", metavar="IN", type=Path, help="model to explain")
     add_convert_options(p)
+    p.epilog = "exit status: 0 the conversion would succeed; 1 something would still block; 2 bad input or usage"
     args = p.parse_args(argv)
     report = explain(args.input, convert_options(args))
     _print_report(report, args.format, verbose=True)
@@ -180,12 +224,21 @@ def _cmd_explain(argv: List[str]) -> int:
 def _cmd_releases(argv: List[str]) -> int:
     from transpiler.knowledge.releases import catalog
 
-    _parser(PROG + " releases", "List the releases in the opset data.").parse_args(argv)
+    p = _parser(PROG + " releases", "List the releases in the opset data.")
+    add_format(p, "listing")
+    args = p.parse_args(argv)
     cat = catalog()
-    for release in cat.releases:
-        info = cat.info[release]
-        print("%-8s GraphDef version %-5d %d ops" % (cat.opset(release).short, info["graph_def_version"],
-                                                   info["op_count"]))
+    rows = [{"release": cat.opset(r).short, "full": r, "graph_def_version": cat.info[r]["graph_def_version"],
+             "ops": cat.info[r]["op_count"]} for r in cat.releases]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    elif args.format == "markdown":
+        print("\n".join(["## tf-transpile: known releases", ""] + md_table(
+            ("Release", "Full version", "GraphDef version", "Ops"),
+            [(r["release"], r["full"], r["graph_def_version"], r["ops"]) for r in rows])))
+    else:
+        for r in rows:
+            print("%-8s GraphDef version %-5d %d ops" % (r["release"], r["graph_def_version"], r["ops"]))
     return 0
 
 
@@ -197,14 +250,16 @@ def _cmd_rules(argv: List[str]) -> int:
     listing = sub.add_parser("list", help="every rule, what it matches and when it applies")
     listing.add_argument("--to", metavar="VERSION", help="only rules active for this target")
     listing.add_argument("--verbose", "-v", action="store_true", help="also list the attrs the generic rule strips")
-    listing.add_argument("--format", choices=("text", "json"), default="text",
+    listing.add_argument("--format", choices=output.FORMATS, default="text",
                          help="text: an aligned table with a header; json: a list of rules (with --to, the attrs"
-                              " the generic rule strips)")
+                              " the generic rule strips); markdown: a table to paste into a ticket")
     _add_rules(listing)
     sub.add_parser("check", help="validate rule files").add_argument("files", nargs="+", type=Path, metavar="FILE")
     sub.add_parser("test", help="run rules' examples in the host TF").add_argument(
         "files", nargs="*", type=Path, metavar="FILE", help="rule files (default: the built-in rules)")
     args = p.parse_args(argv)
+    if args.action == "list":
+        args.verbose = args.verbose or output.verbose()  # the global -v is taken off the command line
     return getattr(rule_commands, args.action + "_rules")(args)
 
 
@@ -231,7 +286,7 @@ def _cmd_checkpoint(argv: List[str]) -> int:
     result = checkpoint_convert.convert_checkpoint(args.input, args.output, direction=args.direction,
                                                    model=args.model, var_map=args.var_map,
                                                    mapping_file=args.mapping, force=args.force)
-    print(result.summary())
+    output.say(result.summary())
     return 0
 
 
@@ -249,12 +304,10 @@ def _run(argv: List[str]) -> int:
         return COMMANDS[argv[0]](argv[1:])
     args = _convert_parser().parse_args(argv)
     report = convert(args.input, args.output, convert_options(args))
-    if args.format != "json":
-        print(report.fired_summary())
-        for note in report.notes:
-            print("note: " + note)
-        how = "" if args.verify else " (checked against its op registry; --verify runs it there)"
-        print("wrote %s for TF %s%s" % (args.output, report.target, how))
+    how = "" if args.verify else " (checked against its op registry; --verify runs it there)"
+    wrote = "wrote %s for TF %s%s" % (args.output, report.target, how)
+    if args.format == "text":
+        _print_converted(report, wrote)
     verified = verify_cli.run_verify(args, args.input, args.output, report.target) if args.verify else None
     if args.format == "json" and verified is None:
         print(report.to_json())
@@ -262,6 +315,9 @@ def _run(argv: List[str]) -> int:
         document = json.loads(report.to_json())
         document["verify"] = verified.to_dict()
         print(json.dumps(document, indent=2, sort_keys=True))
+    elif args.format == "markdown":
+        sections = [report.to_markdown(output.verbose()), wrote[0].upper() + wrote[1:] + "."]
+        print("\n\n".join(sections + ([verify_cli.verify_markdown(verified)] if verified is not None else [])))
     if verified is not None and not verified.ok:
         print("%s: %s was written, but it fails in TF %s (see above); it is kept for inspection"
               % (PROG, args.output, report.target), file=sys.stderr)
@@ -269,29 +325,36 @@ def _run(argv: List[str]) -> int:
     return 0
 
 
-def _wants_json(argv: List[str]) -> bool:
-    """`--format json` anywhere on the command line: every outcome is then one JSON document on stdout."""
-    return any(a == "--format=json" or (a == "--format" and argv[i + 1:i + 2] == ["json"]) for i, a in enumerate(argv))
+def _print_converted(report, wrote: str) -> None:
+    """A conversion's text: the rules fired and the notes (-v: each pass), then where OUT is."""
+    if output.verbose():
+        for line in report.pass_lines():
+            print(line)
+    output.say(report.fired_summary())
+    for note in report.notes:
+        output.say("note: " + note)
+    output.say(wrote)
 
 
 def _fail(argv: List[str], code: int, message: str, report=None) -> int:
-    """One line on stderr; with --format json also {"error", "exit_code"[, the report]} on stdout."""
+    """One line on stderr; with --format json or markdown also one document on stdout (the error in it)."""
     print("%s: %s" % (PROG, message), file=sys.stderr)
-    if _wants_json(argv):
-        document = json.loads(report.to_json()) if report is not None else {}
-        document.update(error=message, exit_code=code)
-        print(json.dumps(document, indent=2, sort_keys=True))
+    document = output.error_document(output.requested_format(argv), message, code, report)
+    if document is not None:
+        print(document)
     return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command line; the exit status (0 done, 1 refused or failing, 2 usage, 3 bug, 130 Ctrl-C)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    argv = sys.argv[1:] if argv is None else argv
+    level, argv = output.split_global_flags(sys.argv[1:] if argv is None else argv)
+    output.set_level(level)
     try:
         return _run(argv)
     except IncompatibleModel as exc:
-        if exc.report is not None and not _wants_json(argv):
-            print(exc.report.to_text(), file=sys.stderr)
+        if exc.report is not None and output.requested_format(argv) == "text":
+            print(exc.report.to_text(output.verbose()), file=sys.stderr)
         return _fail(argv, exc.exit_code, "error: %s; nothing written" % exc, exc.report)
     except TranspileError as exc:
         return _fail(argv, exc.exit_code, "error: %s" % exc)

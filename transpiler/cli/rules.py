@@ -13,6 +13,7 @@ from transpiler.knowledge.releases import Catalog, catalog
 from transpiler.engine.rule_pass import RulePass
 from transpiler.engine.rule_files import Rule, RuleFileError, load_rule_file, load_rules
 from transpiler.engine.templates import TemplateError, render, render_nodes, render_text
+from transpiler.pipeline.markdown import md_table
 
 
 #: Columns of `rules list`: header, and the value of a rule.
@@ -31,6 +32,9 @@ def list_rules(args) -> int:
     if args.format == "json":
         print(json.dumps([_rule_json(rule, strips) for rule in rules], indent=2, sort_keys=True))
         return 0
+    if args.format == "markdown":
+        print(_rules_markdown(rules, strips if args.verbose else [], args.to))
+        return 0
     rows = [[value(rule) for _, value in LIST_COLUMNS] for rule in rules]
     widths = [max([len(name)] + [len(row[i]) for row in rows]) for i, (name, _) in enumerate(LIST_COLUMNS)]
     print(_row([name for name, _ in LIST_COLUMNS], widths))
@@ -41,6 +45,17 @@ def list_rules(args) -> int:
                 print("    %s.%s (added in %s)" % (op, attr, release))
     print("%d rule(s)%s" % (len(rules), " active for TF %s" % catalog().opset(args.to).short if args.to else ""))
     return 0
+
+
+def _rules_markdown(rules: List[Rule], strips: list, to) -> str:
+    """`rules list` as a Markdown table (and, with -v and --to, the attrs the generic rule strips)."""
+    where = " active for TF %s" % catalog().opset(to).short if to else ""
+    lines = ["## tf-transpile: %d rule(s)%s" % (len(rules), where), ""]
+    lines += md_table([name for name, _ in LIST_COLUMNS], [[value(rule) for _, value in LIST_COLUMNS] for rule in rules])
+    if strips:
+        lines += ["", "### Attrs the generic rule strips", ""]
+        lines += md_table(("Op", "Attr", "Added in"), strips)
+    return "\n".join(lines)
 
 
 def _row(cells: List[str], widths: List[int]) -> str:

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import List
 
+from transpiler.cli import output
 from transpiler.errors import TranspileError
+from transpiler.pipeline.markdown import md_cell, md_table
 
 VERIFY_DESCRIPTION = """\
 Load OUT in the real TensorFlow release V, run every signature (a GraphDef's
@@ -59,13 +61,36 @@ def verify_options(args: argparse.Namespace, release: str):
 
 
 def run_verify(args: argparse.Namespace, model: Path, out: Path, release: str):
-    """The VerifyReport of OUT against IN; its text goes to stderr when stdout carries JSON."""
+    """The VerifyReport of OUT against IN; printed as text (with -q only when it fails) unless
+    --format asks for a document, which the caller prints."""
     from transpiler.verify import verify
 
     report = verify(model, out, verify_options(args, release))
-    if args.format != "json":
+    if args.format == "text" and (not report.ok or not output.quiet()):
         print(report.to_text())
     return report
+
+
+def verify_markdown(report) -> str:
+    """A VerifyReport to paste into a ticket: the verdict line, then one table row per output."""
+    lines = ["## tf-transpile verify: %s in TF %s" % (md_cell(report.out), report.target_tf or report.release),
+             "", "**%s**" % md_cell(report.summary()), "",
+             "- model: %s" % md_cell(report.model), "- reference: %s" % md_cell(report.reference_label)]
+    lines += ["- note: %s" % md_cell(note) for note in report.notes]
+    if report.error:
+        lines.append("- error: %s" % md_cell(report.error))
+    rows = []
+    for s in report.signatures:
+        if s.error or not s.outputs:
+            rows.append((s.label, "", "ok" if s.ok else "FAIL", "", "", "", "", s.error or ""))
+        for o in s.outputs:
+            rows.append((s.label, o.key, "ok" if o.ok else "FAIL", o.dtype, o.shape,
+                         "" if o.max_abs_error is None else "%.3g" % o.max_abs_error,
+                         "" if o.max_rel_error is None else "%.3g" % o.max_rel_error, o.detail or ""))
+    if rows:
+        lines += [""] + md_table(("Signature", "Output", "Result", "Dtype", "Shape", "Max abs", "Max rel",
+                                  "Detail"), rows)
+    return "\n".join(lines)
 
 
 def cmd_verify(argv: List[str], parser) -> int:
@@ -73,12 +98,15 @@ def cmd_verify(argv: List[str], parser) -> int:
     p.add_argument("input", metavar="IN", type=Path, help="the original model")
     p.add_argument("output", metavar="OUT", type=Path, help="the converted model")
     p.add_argument("--release", required=True, metavar="V", help="the release OUT is for, e.g. 1.8")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    p.add_argument("--format", choices=output.FORMATS, default="text",
+                   help="report format: text, json (one document, errors included) or markdown (for a ticket)")
     add_verify_options(p)
     args = p.parse_args(argv)
     report = run_verify(args, args.input, args.output, args.release)
     if args.format == "json":
         print(report.to_json())
+    elif args.format == "markdown":
+        print(verify_markdown(report))
     return 0 if report.ok else 1
 
 
@@ -94,7 +122,7 @@ def cmd_runtimes(argv: List[str], parser) -> int:
     args = p.parse_args(argv)
     if args.action == "list":
         ready = set(provision.ready_releases())
-        print("runtimes in %s" % provision.RUNTIMES_DIR)
+        output.say("runtimes in %s" % provision.RUNTIMES_DIR)
         for version in provision.RELEASES:
             print("  %-8s %s" % (version, "installed" if version in ready else "-"))
         return 0
