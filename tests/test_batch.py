@@ -1,7 +1,9 @@
 """`tf-transpile batch`: a tree of models converted in worker processes, JSON lines, resumable, sharded."""
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 
@@ -28,6 +30,16 @@ def tree(tmp_path, corpus_case):
 
 
 MODELS = ["graphs/model.pb", "half", "meta/xor.meta"]
+
+
+@pytest.fixture
+def mixed(tmp_path, corpus_case):
+    """in/custom.pbtxt (an op no release has: refused) and in/model.pb (converts for 1.15)."""
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "custom.pbtxt").write_text(CUSTOM_OP_GRAPH)
+    shutil.copy(corpus_case("rust__addition_tf217/model.pb"), root / "model.pb")
+    return root
 
 
 def lines(result):
@@ -57,7 +69,7 @@ def test_batch_converts_every_model_and_a_rerun_skips_them(cli, tmp_path, tree):
     assert (out / "half" / "saved_model.pb").is_file() and (out / "half" / "variables").is_dir()
     assert not os.path.lexists(out / "meta" / "linked")
     assert len(list((out / batch.STAMP_DIR).glob("*.json"))) == 3
-    assert "converted       3" in first.stderr and "skipped         1" in first.stderr
+    assert re.search(r"^converted +3$", first.stderr, re.M) and re.search(r"^skipped +1$", first.stderr, re.M)
 
     again = cli("batch", tree, out, "--to", "1.8.0", "--jobs", "2")  # the same release, spelled otherwise
     assert again.returncode == 0, again.stderr
@@ -75,21 +87,20 @@ def test_batch_converts_every_model_and_a_rerun_skips_them(cli, tmp_path, tree):
 def test_shards_are_disjoint_and_complete(cli, tmp_path, tree):
     out = tmp_path / "out"
     seen = []
-    for k in (1, 2):
-        result = cli("batch", tree, out, "--to", "1.8", "--shard", "%d/2" % k, "--jobs", "1")
+    for k in (1, 2, 3):
+        result = cli("batch", tree, out, "--to", "1.8", "--shard", "%d/3" % k, "--jobs", "1")
         assert result.returncode == 0, result.stderr
         seen.append(set(by_path(result, tree)))
-    assert seen[0] and seen[1] and not seen[0] & seen[1]
-    assert seen[0] | seen[1] == set(MODELS + ["meta/linked"])
+        assert seen[-1] == {e.rel for e in batch.shard(batch.find_models(tree), k, 3)}
+    assert sum(map(len, seen)) == len(set().union(*seen))  # disjoint
+    assert set().union(*seen) == set(MODELS + ["meta/linked"])
+    assert len([s for s in seen if s]) >= 2
     whole = cli("batch", tree, out, "--to", "1.8")  # the shards did it all
     assert {line["status"] for line in lines(whole)} == {"skipped"}, whole.stdout
 
 
-def test_a_refused_model_is_reported_and_the_others_converted(cli, tmp_path, corpus_case):
-    root = tmp_path / "in"
-    root.mkdir()
-    (root / "custom.pbtxt").write_text(CUSTOM_OP_GRAPH)
-    shutil.copy(corpus_case("rust__addition_tf217/model.pb"), root / "model.pb")
+def test_a_refused_model_is_reported_and_the_others_converted(cli, tmp_path, mixed):
+    root = mixed
     out = tmp_path / "out"
     result = cli("batch", root, out, "--to", "1.15")
     assert result.returncode == 1, result.stderr
@@ -129,10 +140,24 @@ def test_find_models_does_not_descend_into_saved_models_or_follow_links(tree):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_shard_split(n):
-    entries = [batch.Entry("m%02d" % i) for i in range(10)]
+    entries = [batch.Entry("m%02d" % i) for i in range(100)]
     parts = [batch.shard(entries, k, n) for k in range(1, n + 1)]
-    assert sorted(e.rel for part in parts for e in part) == [e.rel for e in entries]
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert sorted(e.rel for part in parts for e in part) == [e.rel for e in entries]  # disjoint, complete
+    assert min(map(len, parts)) >= 100 // n // 2  # a hash spreads them: no share is starved
+
+
+def test_adding_models_does_not_move_others_between_shards():
+    """Shards go by a hash of the relative path, not by position in the sorted list."""
+    before = [batch.Entry("models/m%03d.pb" % i) for i in range(0, 60, 2)]
+    after = sorted(before + [batch.Entry("models/m%03d.pb" % i) for i in range(1, 60, 2)] +
+                   [batch.Entry("aaa/first.pb")], key=lambda e: e.rel)
+    for k in (1, 2, 3):
+        old = {e.rel for e in batch.shard(before, k, 3)}
+        new = {e.rel for e in batch.shard(after, k, 3)}
+        assert old <= new, "models moved out of shard %d/3: %s" % (k, sorted(old - new))
+    assert batch.shard_of("models/m000.pb", 3) == batch.shard_of("models/m000.pb", 3)
+    assert [batch.shard_of("a/b.pb", 4), batch.shard_of("half", 4)] == [  # the same on every machine
+        int(hashlib.sha256(rel.encode()).hexdigest()[:16], 16) % 4 + 1 for rel in ("a/b.pb", "half")]
 
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0", "-1/2"])
@@ -172,3 +197,104 @@ def test_a_crashing_worker_takes_down_only_its_model(tmp_path):
     assert results["a"]["status"] == results["c"]["status"] == "converted"
     assert (results["b"]["status"], results["b"]["exit_code"]) == ("error", 3)
     assert "signal %d" % signal.SIGKILL in results["b"]["problems"][0]["detail"]
+
+
+# ---------------------------------------------------------------------------
+# --timeout, stamped refusals, --format markdown, -q / -v
+
+
+def _sleep_on_b(conn, path, out, options):
+    import time
+
+    if path.name == "b":
+        signal.signal(signal.SIGTERM, batch._interrupt)  # as _worker does: SIGTERM unwinds
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            (path.parent / "b.cleaned").write_text("unwound")
+            return
+    conn.send({"status": "converted", "exit_code": 0, "problems": []})
+    conn.close()
+
+
+def test_a_model_past_its_timeout_is_killed_and_the_others_go_on(tmp_path):
+    import time
+
+    tasks = [batch.Task(batch.Entry(n), tmp_path / n, tmp_path / "out" / n) for n in "abc"]
+    finished = []
+    began = time.monotonic()
+    batch.run_batch(tasks, ConvertOptions(to="1.8"), 2, finished.append, target=_sleep_on_b, timeout=1.0)
+    assert time.monotonic() - began < 30
+    results = {t.entry.rel: t.result for t in finished}
+    assert results["a"]["status"] == results["c"]["status"] == "converted"
+    assert (results["b"]["status"], results["b"]["exit_code"]) == ("timeout", 1)
+    assert "--timeout 1 s" in results["b"]["problems"][0]["detail"] and results["b"]["seconds"] >= 1.0
+    assert (tmp_path / "b.cleaned").read_text() == "unwound"  # SIGTERM first: the worker cleans up
+    assert batch.exit_status(list(results.values())) == 1
+
+
+def test_timeout_from_the_command_line(cli, tmp_path):
+    """A 50000-node graph cannot convert in 0.5 s (the in-process test above shows the others go on).
+    No staged output is left behind."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    from bench_scale import synthetic_graph
+
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "big.pb").write_bytes(synthetic_graph(50000).SerializeToString())
+    out = tmp_path / "out"
+    result = cli("batch", root, out, "--to", "1.4", "--timeout", "0.5")
+    assert result.returncode == 1, result.stderr
+    results = by_path(result, root)
+    assert (results["big.pb"]["status"], results["big.pb"]["exit_code"]) == ("timeout", 1)
+    assert re.search(r"^timeout +1$", result.stderr, re.M) and "--timeout 0.5 s" in result.stderr
+    assert not (out / "big.pb").exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staged output, no stamp
+    bad = cli("batch", root, out, "--to", "1.4", "--timeout", "0")
+    assert bad.returncode == 2 and "--timeout" in bad.stderr
+
+
+def test_a_refusal_is_stamped_and_reported_again_on_resume(cli, tmp_path, mixed):
+    root = mixed
+    out = tmp_path / "out"
+    first = cli("batch", root, out, "--to", "1.15")
+    assert first.returncode == 1 and by_path(first, root)["custom.pbtxt"]["status"] == "refused"
+    assert len(list((out / batch.STAMP_DIR).glob("*.json"))) == 2  # the refusal is stamped too
+
+    again = cli("batch", root, out, "--to", "1.15")
+    assert again.returncode == 1, again.stderr  # still the worst status of the tree
+    results = by_path(again, root)
+    refused = results["custom.pbtxt"]
+    assert (refused["status"], refused["exit_code"]) == ("skipped-refused", 1)
+    assert [(p["node"], p["op"]) for p in refused["problems"]] == [("y", "MyCustomOp")]  # from the stamp
+    assert refused["seconds"] == 0.0 and results["model.pb"]["status"] == "skipped"
+    assert re.search(r"^skipped-refused +1$", again.stderr, re.M) and "MyCustomOp" in again.stderr
+
+    other = cli("batch", root, out, "--to", "1.15", "--variables", "ref")  # other options: tried again
+    assert by_path(other, root)["custom.pbtxt"]["status"] == "refused"
+    os.utime(root / "custom.pbtxt", ns=(1, 1))  # a changed input: tried again
+    changed = cli("batch", root, out, "--to", "1.15", "--variables", "ref")
+    assert by_path(changed, root)["custom.pbtxt"]["status"] == "refused"
+
+
+def test_batch_markdown_quiet_and_verbose(cli, tmp_path, mixed):
+    root = mixed
+    md = cli("batch", root, tmp_path / "md", "--to", "1.15", "--format", "markdown")
+    assert md.returncode == 1 and md.stderr == ""
+    lines = md.stdout.splitlines()
+    assert lines[0] == "## tf-transpile batch: 2 model(s) for TF 1.15"
+    assert "1 converted, 1 failed" in lines[2] and "exit status 1" in lines[2]
+    assert "| Model | Status | Exit | Seconds | First problem |" in lines
+    assert any(l.startswith("| %s | refused | 1 |" % (root / "custom.pbtxt")) and "y [MyCustomOp]" in l for l in lines)
+    assert not any(l.startswith("{") for l in lines)  # the document instead of the JSON lines
+
+    quiet = cli("batch", root, tmp_path / "q", "--to", "1.15", "-q")
+    assert quiet.returncode == 1 and len(quiet.stdout.splitlines()) == 2  # the JSON lines stay
+    assert "STATUS  EXIT" in quiet.stderr and "MODELS" not in quiet.stderr  # only the failures
+    (root / "custom.pbtxt").unlink()
+    ok = cli("batch", root, tmp_path / "q2", "--to", "1.15", "--quiet")
+    assert ok.returncode == 0 and ok.stderr == "" and len(ok.stdout.splitlines()) == 1
+    loud = cli("batch", root, tmp_path / "v", "--to", "1.15", "-v")
+    assert re.search(r"^converted +[0-9.]+ s  %s$" % re.escape(str(root / "model.pb")), loud.stderr, re.M)

@@ -20,14 +20,17 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from multiprocessing import connection
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from transpiler.cli.output import quiet, verbose
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.options import ConvertOptions
+from transpiler.pipeline.markdown import md_table
 from transpiler.version import __version__
 
 DESCRIPTION = """\
@@ -41,21 +44,30 @@ IN_DIR are never followed: each is reported as skipped.
 stdout: one JSON line per model as it finishes, {"path", "out", "status",
 "exit_code", "problems", "seconds"}; status is converted, refused (the
 model cannot be made to load: problems name each blocking node and op),
-error (bad input: exit_code 2; a bug: 3) or skipped (converted before with
-the same options and input, or a symbolic link). stderr: a summary table.
-(--format changes nothing here: the lines are always JSON; --checkpoint is
-refused: each .meta's checkpoint is found beside it.)
+error (bad input: exit_code 2; a bug: 3), timeout (its worker ran past
+--timeout and was killed: exit_code 1), skipped (converted before with the
+same options and input, or a symbolic link) or skipped-refused (refused
+before with the same options and input: its problems again, exit_code 1).
+stderr: a summary table (-q: only the models that failed; -v: also a line
+per model as it finishes). --format json is these lines; --format markdown
+prints, instead, one Markdown report on stdout at the end (a table of
+counts, a table of every model). --checkpoint is refused: each .meta's
+checkpoint is found beside it.
 
 Resumable: a converted model is stamped in OUT_DIR/.tf-transpile-batch/
 (hash of the options, of the input files' sizes and mtimes, and of the
-output); a rerun skips it. An existing OUT that is not stamped as the same
-conversion needs --force. --shard K/N converts every N-th model of the
-sorted list, starting at the K-th, so N machines share the work.
+output); a rerun skips it. A refused model is stamped too (options and
+input), so a rerun does not convert it again, but reports it again. An
+existing OUT that is not stamped as the same conversion needs --force.
+--shard K/N converts the models whose relative path hashes to share K of
+N: N machines share the work, and adding models never moves the others
+to another shard.
 
-exit status: 0 every model converted or skipped; 1 some model refused;
-2 some model is bad input, or bad usage (nothing run); 3 an internal error
-in some model (a bug: TF_TRANSPILE_DEBUG=1 for a traceback in the worker);
-130 interrupted (finished models are kept and stamped)."""
+exit status: 0 every model converted or skipped; 1 some model refused (now
+or in a resumed run) or timed out; 2 some model is bad input, or bad usage
+(nothing run); 3 an internal error in some model (a bug:
+TF_TRANSPILE_DEBUG=1 for a traceback in the worker); 130 interrupted
+(finished models are kept and stamped)."""
 
 #: Files that make a directory a SavedModel (readers.SAVED_MODEL_FILES).
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -66,7 +78,11 @@ STAMP_DIR = ".tf-transpile-batch"
 #: Our own temporary and stamp directories, never taken for input.
 OWN_PREFIX = ".tf-transpile-"
 
-STATUSES = ("converted", "refused", "error", "skipped")
+STATUSES = ("converted", "refused", "error", "timeout", "skipped", "skipped-refused")
+#: Statuses of a model that did not come out converted (the summary table lists each).
+FAILED = ("refused", "error", "timeout", "skipped-refused")
+#: Seconds a timed-out worker has, after SIGTERM, to remove its staged output before SIGKILL.
+TERM_GRACE = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +132,14 @@ def parse_shard(text: str) -> Tuple[int, int]:
 
 
 def shard(entries: Sequence[Entry], k: int, n: int) -> List[Entry]:
-    """The K-th of N shares of the sorted list: entries K-1, K-1+N, K-1+2N, ... (disjoint, together complete)."""
-    return list(entries[k - 1::n])
+    """The K-th of N shares: the entries whose relative path hashes to K-1 modulo N (disjoint, together
+    complete). By hash, not by position, so adding or removing a model never moves another one."""
+    return [e for e in entries if shard_of(e.rel, n) == k]
+
+
+def shard_of(rel: str, n: int) -> int:
+    """The shard (1..n) of a model's relative path: a hash the same on every machine and Python."""
+    return int(hashlib.sha256(rel.encode()).hexdigest()[:16], 16) % n + 1
 
 
 # ---------------------------------------------------------------------------
@@ -128,6 +150,7 @@ def options_digest(options: ConvertOptions, release: str) -> str:
     """What makes two conversions the same: every option but --force, the resolved target release,
     the rule files' contents, and tf-transpile's version."""
     fields = dataclasses.asdict(options.replace(force=False, to=release))
+    fields.pop("progress", None)  # how work is shown, not what it makes
     rules = []
     for path in options.rule_files:
         try:
@@ -218,15 +241,22 @@ def convert_one(path: Path, out: Path, options: ConvertOptions) -> dict:
 
 
 def _worker(conn, path: Path, out: Path, options: ConvertOptions) -> None:
-    """A worker process: stdout is the batch's JSON stream, so whatever the conversion prints goes to stderr."""
+    """A worker process: stdout is the batch's JSON stream, so whatever the conversion prints goes to stderr.
+
+    SIGTERM (--timeout) unwinds like Ctrl-C: the staged output is removed on the way out."""
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         conn.send(convert_one(path, out, options))
     except KeyboardInterrupt:
         pass
     finally:
         conn.close()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------------------
@@ -252,10 +282,11 @@ def _context():
 
 
 def run_batch(tasks: List[Task], options: ConvertOptions, jobs: int,
-              done: Callable[[Task], None], target: Callable = None) -> None:
+              done: Callable[[Task], None], target: Callable = None, timeout: Optional[float] = None) -> None:
     """Run every task in a process of its own, at most `jobs` at a time; `done(task)` as each finishes.
 
-    `target(conn, path, out, options)` is what a worker runs (default `_worker`: send convert_one's result)."""
+    `target(conn, path, out, options)` is what a worker runs (default `_worker`: send convert_one's result).
+    A worker still running `timeout` seconds after it started is killed; its task's status is "timeout"."""
     ctx = _context()
     pending = list(reversed(tasks))
     running: List[Task] = []
@@ -263,7 +294,8 @@ def run_batch(tasks: List[Task], options: ConvertOptions, jobs: int,
         while pending or running:
             while pending and len(running) < jobs:
                 running.append(_start(ctx, pending.pop(), options, target or _worker))
-            ready = connection.wait([t.conn for t in running] + [t.process.sentinel for t in running])
+            ready = connection.wait([t.conn for t in running] + [t.process.sentinel for t in running],
+                                    timeout=_until_first_deadline(running, timeout))
             for task in list(running):
                 if task.conn in ready and task.result is None:
                     _receive(task)
@@ -271,8 +303,12 @@ def run_batch(tasks: List[Task], options: ConvertOptions, jobs: int,
                     if task.result is None:
                         _receive(task)  # sent just before exiting
                     _finish(task)
-                    running.remove(task)
-                    done(task)
+                elif timeout is not None and time.monotonic() - task.started >= timeout:
+                    _kill(task, timeout)
+                else:
+                    continue
+                running.remove(task)
+                done(task)
     except KeyboardInterrupt:
         for task in running:  # the workers got the SIGINT too: their staged outputs vanish
             task.process.join(timeout=10)
@@ -280,6 +316,27 @@ def run_batch(tasks: List[Task], options: ConvertOptions, jobs: int,
                 task.process.terminate()
                 task.process.join()
         raise
+
+
+def _until_first_deadline(running: Sequence[Task], timeout: Optional[float]) -> Optional[float]:
+    """Seconds until the first running task's --timeout (None: wait for a result however long it takes)."""
+    if timeout is None or not running:
+        return None
+    return max(0.0, min(t.started for t in running) + timeout - time.monotonic())
+
+
+def _kill(task: Task, timeout: float) -> None:
+    """End a worker past its time: SIGTERM (it removes its staged output), SIGKILL if it lingers."""
+    task.process.terminate()
+    task.process.join(TERM_GRACE)
+    if task.process.is_alive():
+        task.process.kill()
+        task.process.join()
+    task.conn.close()
+    task.result = {"status": "timeout", "exit_code": 1, "problems": [
+        {"kind": "timeout", "detail": "the conversion took longer than --timeout %g s; its worker was killed"
+         % timeout}]}
+    task.result["seconds"] = round(time.monotonic() - task.started, 3)
 
 
 def _start(ctx, task: Task, options: ConvertOptions, target: Callable) -> Task:
@@ -321,24 +378,48 @@ def exit_status(results: Sequence[dict]) -> int:
     return next((code for code in (3, 2, 1) if code in codes), 0)
 
 
-def summary_table(results: Sequence[dict], seconds: float, jobs: int) -> str:
-    """Counts by status, then one row per model that was not converted or skipped."""
+def summary_table(results: Sequence[dict], seconds: float, jobs: int, failures_only: bool = False) -> str:
+    """Counts by status, then one row per model that did not come out converted or skipped
+    (`failures_only`: those rows alone, for -q)."""
     counts = {s: sum(r["status"] == s for r in results) for s in STATUSES}
-    lines = ["%-10s %6s" % ("STATUS", "MODELS")]
-    lines += ["%-10s %6d" % (s, counts[s]) for s in STATUSES]
-    lines.append("%-10s %6d   in %.1f s with %d job(s)" % ("total", len(results), seconds, jobs))
-    failed = [r for r in results if r["status"] in ("refused", "error")]
+    lines = [] if failures_only else ["%-15s %6s" % ("STATUS", "MODELS")]
+    if not failures_only:
+        lines += ["%-15s %6d" % (s, counts[s]) for s in STATUSES]
+        lines.append("%-15s %6d   in %.1f s with %d job(s)" % ("total", len(results), seconds, jobs))
+    failed = [r for r in results if r["status"] in FAILED]
     if failed:
         width = max(len(r["path"]) for r in failed)
-        lines.append("")
-        lines.append("%-8s %4s  %-*s  %s" % ("STATUS", "EXIT", width, "MODEL", "FIRST PROBLEM"))
+        status_width = max(len(r["status"]) for r in failed)
+        lines += [""] if lines else []
+        lines.append("%-*s %4s  %-*s  %s" % (status_width, "STATUS", "EXIT", width, "MODEL", "FIRST PROBLEM"))
         for r in failed:
-            first = r["problems"][0] if r["problems"] else {}
-            what = first.get("detail", "")
-            if first.get("node"):
-                what = "%s [%s]: %s" % (first["node"], first.get("op", ""), what)
-            more = " (+%d more)" % (len(r["problems"]) - 1) if len(r["problems"]) > 1 else ""
-            lines.append("%-8s %4d  %-*s  %s%s" % (r["status"], r["exit_code"], width, r["path"], what, more))
+            lines.append("%-*s %4d  %-*s  %s" % (status_width, r["status"], r["exit_code"], width, r["path"],
+                                                 first_problem(r)))
+    return "\n".join(lines)
+
+
+def first_problem(result: dict) -> str:
+    """The first problem of a model's result, with how many more there are: `y [MyOp]: detail (+2 more)`."""
+    problems = result["problems"]
+    first = problems[0] if problems else {}
+    what = first.get("detail", "")
+    if first.get("node"):
+        what = "%s [%s]: %s" % (first["node"], first.get("op", ""), what)
+    return what + (" (+%d more)" % (len(problems) - 1) if len(problems) > 1 else "")
+
+
+def summary_markdown(results: Sequence[dict], seconds: float, jobs: int, target: str) -> str:
+    """The batch as one Markdown report for a ticket: counts by status, then every model."""
+    lines = ["## tf-transpile batch: %d model(s) for TF %s" % (len(results), target), "",
+             "%d converted, %d failed, in %.1f s with %d job(s); exit status %d." % (
+                 sum(r["status"] == "converted" for r in results), sum(r["status"] in FAILED for r in results),
+                 seconds, jobs, exit_status(results)), ""]
+    lines += md_table(("Status", "Models"), [(s, sum(r["status"] == s for r in results)) for s in STATUSES])
+    if results:
+        lines += ["", "### Models", ""]
+        lines += md_table(("Model", "Status", "Exit", "Seconds", "First problem"),
+                          [(r["path"], r["status"], r["exit_code"], "%.1f" % r["seconds"], first_problem(r))
+                           for r in sorted(results, key=lambda r: r["path"])])
     return "\n".join(lines)
 
 
@@ -366,9 +447,44 @@ def cmd_batch(argv: List[str], make_parser, add_convert_options, convert_options
     from transpiler.engine.rule_files import load_rules
     from transpiler.knowledge.releases import catalog
 
+    args = _batch_parser(make_parser, add_convert_options).parse_args(argv)
+    if args.checkpoint is not None:
+        raise TranspileError("--checkpoint names one model's checkpoint; in a batch each .meta's checkpoint is "
+                             "found beside it")
+    if args.jobs is not None and args.jobs < 1:
+        raise TranspileError("--jobs must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise TranspileError("--timeout must be a positive number of seconds")
+    options = convert_options(args).replace(progress=None)  # workers run side by side: no progress lines
+    release = catalog().opset(options.to).release  # an unknown release or a bad rule file: once, before any work
+    load_rules(list(options.rule_files))
+    in_dir, out_dir = args.input, args.output
+    _check_dirs(in_dir, out_dir)
+    entries = shard(find_models(in_dir), *args.shard)
+    jobs = args.jobs or _cpus()
+    out_dir.mkdir(exist_ok=True)
+    run = _Run(out_dir, options_digest(options, release), args.format)
+    tasks = [task for task in (run.plan(in_dir, entry) for entry in entries) if task is not None]
+    if tasks and _context().get_start_method() == "fork":
+        import transpiler.pipeline.convert  # noqa: F401  (loaded once here, shared by every forked worker)
+    try:
+        run_batch(tasks, options, min(jobs, max(len(tasks), 1)), run.done, timeout=args.timeout)
+    except KeyboardInterrupt:
+        run.report(jobs, catalog().opset(release).short)
+        print("tf-transpile: batch interrupted; %d of %d model(s) done (kept and stamped: a rerun resumes)"
+              % (len(run.results), len(entries)), file=sys.stderr)
+        return 130
+    run.report(jobs, catalog().opset(release).short)
+    if not entries:
+        print("tf-transpile: no models found under %s%s" % (in_dir, " in shard %d/%d" % args.shard
+                                                            if args.shard != (1, 1) else ""), file=sys.stderr)
+    return exit_status(run.results)
+
+
+def _batch_parser(make_parser, add_convert_options) -> argparse.ArgumentParser:
     p = make_parser("tf-transpile batch", DESCRIPTION,
-                    usage="tf-transpile batch IN_DIR OUT_DIR --to VERSION [--jobs N] [--shard K/N] [--force] "
-                          "[any conversion option]")
+                    usage="tf-transpile batch IN_DIR OUT_DIR --to VERSION [--jobs N] [--shard K/N] [--timeout S] "
+                          "[--force] [any conversion option]")
     p.add_argument("input", metavar="IN_DIR", type=Path, help="directory searched for models")
     p.add_argument("output", metavar="OUT_DIR", type=Path, help="where the converted models go (same relative paths)")
     add_convert_options(p)
@@ -377,67 +493,67 @@ def cmd_batch(argv: List[str], make_parser, add_convert_options, convert_options
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                    help="models converted at once (default: the number of CPUs)")
     p.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="K/N",
-                   help="convert only the K-th of N shares of the sorted model list (1 <= K <= N)")
-    args = p.parse_args(argv)
-    if args.checkpoint is not None:
-        raise TranspileError("--checkpoint names one model's checkpoint; in a batch each .meta's checkpoint is "
-                             "found beside it")
-    if args.jobs is not None and args.jobs < 1:
-        raise TranspileError("--jobs must be at least 1")
-    options = convert_options(args)
-    release = catalog().opset(options.to).release  # an unknown release or a bad rule file: once, before any work
-    load_rules(list(options.rule_files))
-    in_dir, out_dir = args.input, args.output
-    _check_dirs(in_dir, out_dir)
-    entries = shard(find_models(in_dir), *args.shard)
-    jobs = args.jobs or _cpus()
-    out_dir.mkdir(exist_ok=True)
-    digest = options_digest(options, release)
-    results: List[dict] = []
-    began = time.monotonic()
+                   help="convert only the models whose relative path hashes to share K of N (1 <= K <= N)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="kill the conversion of a model that takes longer (status timeout, exit 1; default: none)")
+    return p
 
-    def emit(entry: Entry, path: Path, out: Path, result: dict) -> None:
-        line = {"path": str(path), "out": str(out), "status": result["status"], "exit_code": result["exit_code"],
-                "problems": result["problems"], "seconds": result.get("seconds", 0.0)}
-        results.append(line)
-        print(json.dumps(line, sort_keys=True), flush=True)
 
-    tasks: List[Task] = []
-    for entry in entries:
-        path, out = in_dir / entry.rel, out_dir / entry.rel
+class _Run:
+    """One batch run's bookkeeping: what to skip (stamps), the JSON lines, the stamps it writes."""
+
+    def __init__(self, out_dir: Path, digest: str, fmt: str):
+        self.out_dir, self.digest, self.fmt = out_dir, digest, fmt
+        self.results: List[dict] = []
+        self.began = time.monotonic()
+
+    def plan(self, in_dir: Path, entry: Entry) -> Optional[Task]:
+        """The task converting `entry`, or None when it is reported without running (a link, a stamp)."""
+        path, out = in_dir / entry.rel, self.out_dir / entry.rel
         if entry.link is not None:
-            emit(entry, path, out, {"status": "skipped", "exit_code": 0, "problems": [
+            self.emit(path, out, {"status": "skipped", "exit_code": 0, "problems": [
                 {"kind": "symbolic-link", "detail": "%s is a symbolic link (to %s), not followed"
                  % (path, entry.link)}]})
-            continue
+            return None
         inputs = files_digest(model_files(path), path.parent)
-        stamp = read_stamp(out_dir, entry.rel)
-        if stamp == {"path": entry.rel, "options": digest, "inputs": inputs,
-                     "output": files_digest(output_files(out), out.parent)} and out.exists():
-            emit(entry, path, out, {"status": "skipped", "exit_code": 0, "problems": []})
-            continue
-        tasks.append(Task(entry, path, out, inputs))
+        stamp = read_stamp(self.out_dir, entry.rel) or {}
+        same = stamp.get("path") == entry.rel and stamp.get("options") == self.digest and stamp.get("inputs") == inputs
+        if same and stamp.get("status") == "refused":
+            self.emit(path, out, {"status": "skipped-refused", "exit_code": 1, "problems": stamp.get("problems", [])})
+            return None
+        if same and "status" not in stamp and out.exists() and \
+                stamp.get("output") == files_digest(output_files(out), out.parent):
+            self.emit(path, out, {"status": "skipped", "exit_code": 0, "problems": []})
+            return None
+        return Task(entry, path, out, inputs)
 
-    def done(task: Task) -> None:
+    def done(self, task: Task) -> None:
+        """Stamp a finished task (converted: with its output's hash; refused: with its problems), report it."""
+        stamp = {"path": task.entry.rel, "options": self.digest, "inputs": task.inputs}
         if task.result["status"] == "converted":
-            write_stamp(out_dir, task.entry.rel, {"path": task.entry.rel, "options": digest, "inputs": task.inputs,
-                                                  "output": files_digest(output_files(task.out), task.out.parent)})
-        emit(task.entry, task.path, task.out, task.result)
+            stamp["output"] = files_digest(output_files(task.out), task.out.parent)
+            write_stamp(self.out_dir, task.entry.rel, stamp)
+        elif task.result["status"] == "refused":
+            stamp.update(status="refused", problems=task.result["problems"])
+            write_stamp(self.out_dir, task.entry.rel, stamp)
+        self.emit(task.path, task.out, task.result)
 
-    if tasks and _context().get_start_method() == "fork":
-        import transpiler.pipeline.convert  # noqa: F401  (loaded once here, shared by every forked worker)
-    try:
-        run_batch(tasks, options, min(jobs, max(len(tasks), 1)), done)
-    except KeyboardInterrupt:
-        print(summary_table(results, time.monotonic() - began, jobs), file=sys.stderr)
-        print("tf-transpile: batch interrupted; %d of %d model(s) done (kept and stamped: a rerun resumes)"
-              % (len(results), len(entries)), file=sys.stderr)
-        return 130
-    print(summary_table(results, time.monotonic() - began, jobs), file=sys.stderr)
-    if not entries:
-        print("tf-transpile: no models found under %s%s" % (in_dir, " in shard %d/%d" % args.shard
-                                                            if args.shard != (1, 1) else ""), file=sys.stderr)
-    return exit_status(results)
+    def emit(self, path: Path, out: Path, result: dict) -> None:
+        line = {"path": str(path), "out": str(out), "status": result["status"], "exit_code": result["exit_code"],
+                "problems": result["problems"], "seconds": result.get("seconds", 0.0)}
+        self.results.append(line)
+        if self.fmt != "markdown":
+            print(json.dumps(line, sort_keys=True), flush=True)
+        if verbose():
+            print("%-15s %7.1f s  %s" % (line["status"], line["seconds"], path), file=sys.stderr, flush=True)
+
+    def report(self, jobs: int, target: str) -> None:
+        """The summary: a table on stderr (-q: only the failures), or the Markdown report on stdout."""
+        seconds = time.monotonic() - self.began
+        if self.fmt == "markdown":
+            print(summary_markdown(self.results, seconds, jobs, target))
+        elif not quiet() or any(r["status"] in FAILED for r in self.results):
+            print(summary_table(self.results, seconds, jobs, failures_only=quiet()), file=sys.stderr)
 
 
 def _cpus() -> int:
