@@ -1,12 +1,15 @@
 """Bad input: one clear line on stderr, a non-zero exit, nothing written, input untouched."""
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 GOOD = "tensorflow__sm_half_plus_two_v2_2018"
+CUSTOM_OP_GRAPH = ('node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }\n'
+                   'node { name: "y" op: "MyCustomOp" input: "x" }\n')
 
 
 def tree_digest(path: Path) -> str:
@@ -213,16 +216,50 @@ def test_an_out_name_near_the_length_limit(cli, tmp_path, model):
 
 
 def test_json_on_every_outcome(cli, tmp_path):
-    import json
+    """(--format markdown likewise: the two tests below.)"""
 
     bad = cli(tmp_path / "missing", tmp_path / "out", "--to", "1.8", "--format", "json")
     assert bad.returncode == 2 and json.loads(bad.stdout)["exit_code"] == 2
     assert "no such file" in json.loads(bad.stdout)["error"] and len(bad.stderr.strip().splitlines()) == 1
     custom = tmp_path / "custom.pbtxt"
-    custom.write_text('node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }\n'
-                      'node { name: "y" op: "MyCustomOp" input: "x" }\n')
+    custom.write_text(CUSTOM_OP_GRAPH)
     refused = cli(custom, tmp_path / "out.pbtxt", "--to", "1.8", "--format", "json")
     document = json.loads(refused.stdout)
     assert refused.returncode == 1 and document["exit_code"] == 1 and not document["ok"]
     assert [(p["node"], p["op"]) for p in document["problems"]] == [("y", "MyCustomOp")]
     assert not (tmp_path / "out.pbtxt").exists()
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown"])
+def test_a_refusal_is_one_document_on_stdout(cli, tmp_path, fmt):
+    custom = tmp_path / "custom.pbtxt"
+    custom.write_text(CUSTOM_OP_GRAPH)
+    result = cli(custom, tmp_path / "out.pbtxt", "--to", "1.8", "--format", fmt)
+    assert result.returncode == 1 and not (tmp_path / "out.pbtxt").exists()
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # the report is on stdout only
+    if fmt == "json":
+        document = json.loads(result.stdout)
+        assert document["exit_code"] == 1 and "nothing written" in document["error"]
+    else:
+        assert result.stdout.startswith("## tf-transpile: ") and "| MyCustomOp | 1 |" in result.stdout
+        assert "**Error (exit status 1):**" in result.stdout and "nothing written" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown"])
+@pytest.mark.parametrize("argv", [["{tmp}/missing", "{tmp}/out", "--to", "1.8"],
+                                  ["check", "{tmp}/missing", "--to", "1.8"],
+                                  ["check", "--to", "1.8"],  # usage: IN missing
+                                  ["{graph}", "{tmp}/o.pb", "--to", "1.8", "--no-such-option"],
+                                  ["rules", "list", "--to", "0.1"],
+                                  ["releases", "--bogus"]])
+def test_bad_input_and_usage_give_a_document_too(cli, tmp_path, corpus_case, argv, fmt):
+    args = [a.format(tmp=tmp_path, graph=corpus_case("rust__addition_tf217/model.pb")) for a in argv] + ["--format", fmt]
+    result = cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    if fmt == "json":
+        document = json.loads(result.stdout)  # exactly one JSON document
+        assert document["exit_code"] == 2 and document["error"]
+    else:
+        assert result.stdout.startswith("## tf-transpile: error")
+        assert "**Error (exit status 2):**" in result.stdout

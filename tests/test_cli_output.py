@@ -112,41 +112,6 @@ def test_markdown_check_lists_every_problem_in_a_table(cli, tmp_path):
         lines[header + 2].endswith("| y |")
 
 
-@pytest.mark.parametrize("fmt", ["json", "markdown"])
-def test_a_refusal_is_one_document_on_stdout(cli, tmp_path, fmt):
-    custom = tmp_path / "custom.pbtxt"
-    custom.write_text(CUSTOM_OP_GRAPH)
-    result = cli(custom, tmp_path / "out.pbtxt", "--to", "1.8", "--format", fmt)
-    assert result.returncode == 1 and not (tmp_path / "out.pbtxt").exists()
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # the report is on stdout only
-    if fmt == "json":
-        document = json.loads(result.stdout)
-        assert document["exit_code"] == 1 and "nothing written" in document["error"]
-    else:
-        assert result.stdout.startswith("## tf-transpile: ") and "| MyCustomOp | 1 |" in result.stdout
-        assert "**Error (exit status 1):**" in result.stdout and "nothing written" in result.stdout
-
-
-@pytest.mark.parametrize("fmt", ["json", "markdown"])
-@pytest.mark.parametrize("argv", [["{tmp}/missing", "{tmp}/out", "--to", "1.8"],
-                                  ["check", "{tmp}/missing", "--to", "1.8"],
-                                  ["check", "--to", "1.8"],  # usage: IN missing
-                                  ["{graph}", "{tmp}/o.pb", "--to", "1.8", "--no-such-option"],
-                                  ["rules", "list", "--to", "0.1"],
-                                  ["releases", "--bogus"]])
-def test_bad_input_and_usage_give_a_document_too(cli, tmp_path, corpus_case, argv, fmt):
-    args = [a.format(tmp=tmp_path, graph=corpus_case(GOOD_GRAPH)) for a in argv] + ["--format", fmt]
-    result = cli(*args)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    if fmt == "json":
-        document = json.loads(result.stdout)  # exactly one JSON document
-        assert document["exit_code"] == 2 and document["error"]
-    else:
-        assert result.stdout.startswith("## tf-transpile: error")
-        assert "**Error (exit status 2):**" in result.stdout
-
-
 def test_markdown_listings(cli):
     rules = cli("rules", "list", "--to", "1.8", "--format", "markdown")
     assert rules.returncode == 0
@@ -268,3 +233,21 @@ def test_no_progress_off_a_terminal_or_with_quiet(cli, tmp_path, big_saved_model
     code, stdout, terminal = run_in_pty("-q", big_saved_model, tmp_path / "b", "--to", "1.8",
                                         env={output.PROGRESS_DELAY_ENV: "0"})
     assert code == 0 and terminal == "" and stdout == ""
+
+
+def test_verify_markdown_has_a_row_per_output_and_the_verdict():
+    from transpiler.cli.verify import verify_markdown
+    from transpiler.verify.compare import OutputCheck
+    from transpiler.verify.verify import SignatureCheck, VerifyReport
+
+    report = VerifyReport("in/", "out/", "1.8", target_tf="1.8.0", reference="host python3", reference_tf="2.21.0",
+                          signatures=[SignatureCheck("serving_default", ["serve"], False, [
+                              OutputCheck("y", "float32", [1], [1], True, 0.0, 0.0),
+                              OutputCheck("z|w", "float32", [2], [2], False, 0.5, 0.25, detail="differs")]),
+                              SignatureCheck("other", ["serve"], False, error="OUT does not load")])
+    lines = verify_markdown(report).splitlines()
+    assert lines[0] == "## tf-transpile verify: out/ in TF 1.8.0"
+    assert lines[2].startswith("**verify: FAIL out/ in TF 1.8.0: 1/2 outputs match")
+    assert "| [serve] serving_default | y | ok | float32 | [1] | 0 | 0 |  |" in lines
+    assert "| [serve] serving_default | z\\|w | FAIL | float32 | [2] | 0.5 | 0.25 | differs |" in lines
+    assert "| [serve] other |  | FAIL |  |  |  |  | OUT does not load |" in lines

@@ -105,7 +105,15 @@ class _Parser(argparse.ArgumentParser):
         raise TranspileError(message)
 
 
+#: The exit status of a command whose help does not spell out its own.
+EXIT_STATUS = ("exit status: 0 done; 1 what was asked for fails (nothing written); 2 bad input or usage;\n"
+               "3 an internal error (a bug: TF_TRANSPILE_DEBUG=1 for a traceback); 130 interrupted")
+
+
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
+    """A command's parser; its --help ends with the exit status unless the description gives it."""
+    if "exit status" not in description:
+        kwargs.setdefault("epilog", EXIT_STATUS)
     return _Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                    **kwargs)
 
@@ -200,7 +208,7 @@ def _cmd_check(argv: List[str]) -> int:
     p = _parser(PROG + " check", "Report what blocks loading IN, unchanged, in a release.")
     p.add_argument("input", metavar="IN", type=Path, help="model to check")
     _add_target(p)
-    p.epilog = "exit status: 0 nothing blocks; 1 something blocks loading in the release; 2 bad input or usage"
+    p.epilog = EXIT_STATUS.replace("1 what was asked for fails (nothing written)", "1 something blocks loading in the release")
     args = p.parse_args(argv)
     report = check(args.input, args.to, args.checkpoint)
     _print_report(report, args.format)
@@ -214,7 +222,7 @@ def _cmd_explain(argv: List[str]) -> int:
                                    "node, and what would still block. Writes nothing.")
     p.add_argument("input", metavar="IN", type=Path, help="model to explain")
     add_convert_options(p)
-    p.epilog = "exit status: 0 the conversion would succeed; 1 something would still block; 2 bad input or usage"
+    p.epilog = EXIT_STATUS.replace("1 what was asked for fails (nothing written)", "1 something would still block")
     args = p.parse_args(argv)
     report = explain(args.input, convert_options(args))
     _print_report(report, args.format, verbose=True)

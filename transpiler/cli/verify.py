@@ -24,7 +24,8 @@ else a runtime provisioned by `tf-transpile runtimes install V`.
 
 exit status: 0 every output matches; 1 OUT fails to load or run in V, or an
 output differs (named by signature and output); 2 cannot verify (no runtime
-for V, IN does not run in the reference, bad inputs file)."""
+for V, IN does not run in the reference, bad inputs file); 3 an internal
+error (a bug); 130 interrupted."""
 
 RUNTIMES_DESCRIPTION = """\
 Real TensorFlow releases that `verify` runs models in, provisioned by
