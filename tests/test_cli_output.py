@@ -251,3 +251,26 @@ def test_verify_markdown_has_a_row_per_output_and_the_verdict():
     assert "| [serve] serving_default | y | ok | float32 | [1] | 0 | 0 |  |" in lines
     assert "| [serve] serving_default | z\\|w | FAIL | float32 | [2] | 0.5 | 0.25 | differs |" in lines
     assert "| [serve] other |  | FAIL |  |  |  |  | OUT does not load |" in lines
+
+
+def test_a_failure_midway_ends_the_progress_line_first(monkeypatch, capsys):
+    """An error after a half-drawn bar starts on a line of its own."""
+    import importlib
+    import io
+
+    from transpiler.errors import TranspileError
+
+    cli_main = importlib.import_module("transpiler.cli.main")  # the module (transpiler.cli.main is also main())
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setenv(output.PROGRESS_DELAY_ENV, "0")
+
+    def half_then_fail(argv):
+        output.progress_callback(terminal)("copying checkpoint (bytes)", 1, 2)
+        raise TranspileError("disk full")
+
+    monkeypatch.setattr(cli_main, "_run", half_then_fail)
+    assert cli_main.main(["whatever"]) == 2
+    assert terminal.getvalue().endswith("50%  0.0/0.0 MB\n")
+    assert capsys.readouterr().err == "tf-transpile: error: disk full\n"

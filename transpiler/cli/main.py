@@ -353,13 +353,21 @@ def _fail(argv: List[str], code: int, message: str, report=None) -> int:
     return code
 
 
+def _run_ended(argv: List[str]) -> int:
+    """_run, with any progress line ended before what follows (an error's one line, the exit)."""
+    try:
+        return _run(argv)
+    finally:
+        output.end_progress()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command line; the exit status (0 done, 1 refused or failing, 2 usage, 3 bug, 130 Ctrl-C)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     level, argv = output.split_global_flags(sys.argv[1:] if argv is None else argv)
     output.set_level(level)
     try:
-        return _run(argv)
+        return _run_ended(argv)
     except IncompatibleModel as exc:
         if exc.report is not None and output.requested_format(argv) == "text":
             print(exc.report.to_text(output.verbose()), file=sys.stderr)

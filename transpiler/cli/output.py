@@ -30,6 +30,8 @@ BAR_WIDTH = 30
 GLOBAL_FLAGS = {"-q": QUIET, "--quiet": QUIET, "-v": VERBOSE, "--verbose": VERBOSE}
 
 _level = NORMAL
+#: The progress lines made in this process (end_progress ends them).
+_lines: List["ProgressLine"] = []
 
 
 def split_global_flags(argv: List[str]) -> Tuple[int, List[str]]:
@@ -108,7 +110,7 @@ class ProgressLine:
     def __call__(self, what: str, done: int, total: int) -> None:
         now = time.monotonic()
         if what != self.what:
-            self._end_line()
+            self.end()
             self.what, self.began, self.shown = what, now, False
         finished = total <= 0 or done >= total
         if now - self.began < self.delay and not self.shown:
@@ -119,10 +121,11 @@ class ProgressLine:
         self.stream.flush()
         self.shown, self.drawn_at = True, now
         if finished:
-            self._end_line()
+            self.end()
             self.what = None
 
-    def _end_line(self) -> None:
+    def end(self) -> None:
+        """Move past the drawn line (the next output starts a line of its own)."""
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
@@ -149,7 +152,14 @@ def progress_callback(stream: Optional[TextIO] = None) -> Optional[Progress]:
         delay = float(os.environ.get(PROGRESS_DELAY_ENV, PROGRESS_DELAY))
     except ValueError:
         delay = PROGRESS_DELAY
-    return ProgressLine(stream, delay)
+    _lines.append(ProgressLine(stream, delay))
+    return _lines[-1]
+
+
+def end_progress() -> None:
+    """End any progress line left half drawn (work that failed midway), so the error starts a line."""
+    for line in _lines:
+        line.end()
 
 
 def _isatty(stream: TextIO) -> bool:
