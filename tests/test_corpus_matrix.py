@@ -23,25 +23,14 @@ import corpus_matrix as cm
 
 # Causes, with the error seen in the real release (bench/corpus_matrix_results.md
 # has the full run). Each entry names an open problem; delete it when its fix lands.
-_TF14_COMPRESSED_CHECKPOINT = (
-    "(cause not in the issue) TF 1.4 cannot read this TF 1.14 checkpoint: 'DataLossError: "
-    "... variables.index ... corrupted compressed block contents'; convert copies "
-    "variables/ unchanged and exits 0 (the as-is load fails the same way)")
 _INVALID_INPUT = (
     "(cause not in the issue) the input is invalid in every release ('Shape must be rank 1 "
     "but is rank 0 for ParseExample/ParseExample'); the static check has no shape inference, so "
     "convert exits 0 instead of refusing it (needs verify / shape functions)")
-_GPU_PINNED = (
-    "nodes explicitly placed on /device:GPU:* fail on a CPU-only release, as-is and converted "
-    "alike; convert says 'wrote OUT' (a static check for pinned GPU devices, or --clear-devices, "
-    "is the fix)")
-
 # (model, release) -> cause. Strict xfails: a case that starts passing fails
 # until its entry is deleted.
 KNOWN_FAILURES = {
-    ("serving__saved_model_half_plus_two_cpu", "1.4"): _TF14_COMPRESSED_CHECKPOINT,
     **{("tensorflow__parse_example_graph_def", r): _INVALID_INPUT for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},
-    **{("tensorflow__xla_lstm_layer_inference", r): _GPU_PINNED for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},
 }
 
 SUBSET = {
@@ -53,6 +42,8 @@ SUBSET = {
     ("rust__addition_tf217", "2.21"),
     ("tensorflow-onnx__regression_checkpoint", "1.8"),
     ("TensorFlow.NET__xor_meta", "1.4"),
+    ("serving__saved_model_half_plus_two_cpu", "1.4"),       # snappy index, rewritten for TF 1.4
+    ("tensorflow__xla_lstm_layer_inference", "1.8"),          # GPU-pinned, --clear-devices
 }
 
 

@@ -175,6 +175,22 @@ def test_clear_devices(cli, tmp_path):
     assert not [n.device for f in graph_def.library.function for n in f.node_def if n.device]
 
 
+XLA_LSTM = DATA / "tensorflow__xla_lstm_layer_inference" / "lstm_layer_inference.pbtxt"
+
+
+@pytest.mark.parametrize("release", ["1.8", "2.21"])
+def test_gpu_pinned_nodes_are_named_unless_devices_are_cleared(tmp_path, release):
+    """Every node of this graph is on /device:GPU:*: a CPU-only build refuses it, as is or converted, so
+    the report says so (and how to run it anywhere) instead of a bare "wrote OUT"; --to 2.x clears too."""
+    import transpiler
+
+    kept = transpiler.convert(XLA_LSTM, tmp_path / "kept.pbtxt", to=release)
+    assert any("312 node(s) are pinned to a GPU (/device:GPU:*" in n and "--clear-devices" in n for n in kept.notes)
+    cleared = transpiler.convert(XLA_LSTM, tmp_path / "cleared.pbtxt", to=release, clear_devices=True)
+    assert "cleared the device of 312 node(s)" in cleared.notes and not any("pinned" in n for n in cleared.notes)
+    assert not [n.device for n in read_model(tmp_path / "cleared.pbtxt").meta_graphs[0].graph_def.node if n.device]
+
+
 @pytest.mark.parametrize("producer,blocked", [(0, False), (16, False), (17, True), (30, True)])
 def test_deprecated_ops_are_judged_by_the_graphs_producer(tmp_path, producer, blocked):
     """TF refuses an op deprecated at version N only in graphs whose producer is >= N (Inv: N = 17)."""

@@ -322,3 +322,32 @@ def test_tf_1_4_reads_a_renamed_index(tf, tf_release, checkpoints, tmp_path, nam
                 assert [bytes.fromhex(h) for h in strings[key]] == list(want.ravel()), new
             else:
                 np.testing.assert_array_equal(got[key], want, err_msg=new)
+
+
+# ---------------------------------------------------------------------------
+# targets that cannot read snappy (TF 1.4's Linux wheel; tools/dump_formats.py)
+
+SNAPPY_MODEL = ROOT / "tests" / "data" / "serving__saved_model_half_plus_two_cpu"
+
+
+def test_the_release_data_says_which_targets_read_snappy_indexes():
+    from transpiler.knowledge.releases import catalog
+
+    assert not catalog().opset("1.4").reads_snappy_index
+    assert catalog().opset("1.8").reads_snappy_index and catalog().opset("2.21").reads_snappy_index
+
+
+@pytest.mark.parametrize("release,rewritten", [("1.4", True), ("1.8", False)])
+def test_a_snappy_index_is_rewritten_only_for_a_target_that_cannot_read_it(tmp_path, release, rewritten):
+    import transpiler
+
+    index = SNAPPY_MODEL / "variables" / "variables.index"
+    assert tb.is_compressed(index)     # TF Serving's test model: a data block is snappy-compressed
+    out = tmp_path / "out"
+    transpiler.convert(SNAPPY_MODEL, out, to=release)
+    out_index = out / "variables" / "variables.index"
+    assert tb.is_compressed(out_index) is not rewritten
+    assert filecmp.cmp(index, out_index, shallow=False) is not rewritten
+    assert tb.read_index(out_index) == tb.read_index(index)     # same header, keys and entry bytes
+    assert filecmp.cmp(SNAPPY_MODEL / "variables" / "variables.data-00000-of-00001",
+                       out / "variables" / "variables.data-00000-of-00001", shallow=False)

@@ -44,6 +44,8 @@ from transpiler.runtimes import provision as tf_runtimes  # noqa: E402
 DUMP_SCRIPT = REPO / "tools" / "dump_opset.py"
 #: SavedModel proto schemas (fields per message), dumped where object graphs exist: TF 2.x.
 PROTO_SCRIPT = REPO / "tools" / "dump_protos.py"
+#: Which checkpoint formats each release reads (fixtures written by write_format_fixtures).
+FORMATS_SCRIPT = REPO / "tools" / "dump_formats.py"
 DEFAULT_OUT = REPO / "transpiler" / "data" / "opsets.json"
 
 # Facts from the design brief (1.4-1.15, 2.21) and read from the provisioned
@@ -72,7 +74,7 @@ def dump_dir():
 def _check_dump(path):
     with open(path) as f:
         d = json.load(f)
-    if not d.get("ops") and not d.get("messages"):
+    if not d.get("ops") and not d.get("messages") and not d.get("reads"):
         raise RuntimeError("empty dump %s" % path)
     return d
 
@@ -80,8 +82,45 @@ def _check_dump(path):
 def _cache_file(version, script):
     """Cached dump of `script` in `version` (op dumps keep their old names: no re-dump needed)."""
     tag = "" if script == DUMP_SCRIPT else script.stem.replace("dump_", "") + "-"
-    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(script.read_bytes())
+    if script == FORMATS_SCRIPT:    # the fixtures are inputs too
+        for path in sorted(p for p in write_format_fixtures().rglob("*") if p.is_file()):
+            digest.update(path.read_bytes())
+    digest = digest.hexdigest()[:12]
     return dump_dir() / ("%s-%s%s.json" % (version, tag, digest))
+
+
+def write_format_fixtures():
+    """The checkpoints dump_formats.py reads, written by the project's own tensor_bundle; returns their dir."""
+    import numpy as np
+    from transpiler.io import protos, tensor_bundle
+
+    root = dump_dir() / "format-fixtures"
+    prefix = root / "snappy_index" / "ckpt"
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    entry, data = tensor_bundle.encode_tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+    entry.shard_id, entry.offset = 0, 0
+    tensor_bundle.data_filename(prefix, 0, 1).write_bytes(data)
+    header = protos.tensor_bundle_pb2.BundleHeaderProto(num_shards=1)
+    header.version.producer = 1
+    # Long, alike keys, so that snappy saves the 12.5% without which a block is stored raw.
+    entries = dict([("x", entry)] + [("padding/%s/%02d" % ("p" * 64, i), entry) for i in range(16)])
+    index = tensor_bundle.index_filename(prefix)
+    tensor_bundle.write_index(index, header, entries, compress=False)
+    raw_size = index.stat().st_size
+    tensor_bundle.write_index(index, header, entries, compress=True)
+    assert index.stat().st_size < raw_size, "the fixture's index block was not compressed"
+    return root
+
+
+def _script_args(version, path_of, script):
+    """The arguments `script` needs in release `version`, besides --out; `path_of` maps a host
+    path to the path the release's process sees."""
+    if script == DUMP_SCRIPT and vkey(version) < (2, 0):
+        return ["--contrib"]
+    if script == FORMATS_SCRIPT:
+        return ["--fixtures", path_of(write_format_fixtures())]
+    return []
 
 
 def dump_release(version, force=False, script=DUMP_SCRIPT):
@@ -90,9 +129,7 @@ def dump_release(version, force=False, script=DUMP_SCRIPT):
     if out.exists() and not force:
         return _check_dump(out)
     rt = tf_runtimes.ensure_runtime(version)
-    args = ["--out", rt.chroot_path(out)]
-    if script == DUMP_SCRIPT and vkey(rt.version) < (2, 0):
-        args.append("--contrib")
+    args = ["--out", rt.chroot_path(out)] + _script_args(rt.version, rt.chroot_path, script)
     t0 = time.monotonic()
     p = rt.run_python(script, args, timeout=1800)
     if p.returncode != 0:
@@ -112,7 +149,7 @@ def dump_host(force=False, script=DUMP_SCRIPT):
     if out.exists() and not force:
         return _check_dump(out)
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, str(script), "--out", str(out)],
+    p = subprocess.run([sys.executable, str(script), "--out", str(out)] + _script_args(v, str, script),
                        capture_output=True, text=True, timeout=1800,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if p.returncode != 0:
@@ -152,8 +189,9 @@ def merge_proto_fields(dumps):
     return {m: [{"releases": r, "fields": v} for v, r in entries] for m, entries in grouped.items()}
 
 
-def merge(dumps, proto_dumps=()):
+def merge(dumps, proto_dumps=(), format_dumps=()):
     dumps = sorted(dumps, key=lambda vd: vkey(vd[0]))
+    reads = dict((version, d["reads"]) for version, d in format_dumps)
     releases = {}
     cpu = {}
     for version, d in dumps:
@@ -164,6 +202,7 @@ def merge(dumps, proto_dumps=()):
             "kernels_method": d.get("kernels_method"),
             "op_count": len(d["ops"]),
             "contrib_op_count": None if d.get("contrib_ops") is None else len(d["contrib_ops"]),
+            "reads_snappy_index": reads.get(version, {}).get("snappy_index"),
         }
         for op, devices in (d.get("kernels") or {}).items():
             # DEFAULT kernels (NoOp, Enter, Assert, IdentityN, ... from 1.15 on)
@@ -249,17 +288,18 @@ def main(argv=None):
         except (tf_runtimes.RuntimeUnavailable, RuntimeError) as e:
             failed[v] = str(e)
             print("FAILED %s: %s" % (v, e), file=sys.stderr)
-    proto_dumps = []
+    proto_dumps, format_dumps = [], []
     for version, _ in dumps:
         if vkey(version) >= (2, 0):
             d = dump_release(version, force=a.force, script=PROTO_SCRIPT)
             proto_dumps.append((d["tf_version"], d))
+        d = dump_release(version, force=a.force, script=FORMATS_SCRIPT)
+        format_dumps.append((d["tf_version"], d))
     if not a.no_host:
-        d = dump_host(force=a.force)
-        dumps.append((d["tf_version"], d))
-        d = dump_host(force=a.force, script=PROTO_SCRIPT)
-        proto_dumps.append((d["tf_version"], d))
-    data = merge(dumps, proto_dumps)
+        for script, into in ((DUMP_SCRIPT, dumps), (PROTO_SCRIPT, proto_dumps), (FORMATS_SCRIPT, format_dumps)):
+            d = dump_host(force=a.force, script=script)
+            into.append((d["tf_version"], d))
+    data = merge(dumps, proto_dumps, format_dumps)
     size = write(data, a.out)
     for v, r in data["releases"].items():
         print("%-7s graph_def_version=%-5s ops=%-5s contrib=%-4s kernels=%s"

@@ -117,13 +117,13 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     if kind is Kind.META_GRAPH:
-        _write_meta_graph(model, out, force, _is_text(model, kind, out), progress)
+        _write_meta_graph(model, out, force, _is_text(model, kind, out), opset, progress)
         return
     with staged(out, force) as tmp:
         if kind is Kind.SAVED_MODEL:
-            _write_saved_model(model, tmp, _is_text(model, kind, out), progress)
+            _write_saved_model(model, tmp, _is_text(model, kind, out), opset, progress)
         else:
-            _write_graph_def(model, tmp, _is_text(model, kind, out))
+            _write_graph_def(model, tmp, _is_text(model, kind, out), opset)
 
 
 def _is_text(model: Model, kind: Kind, out: Path) -> bool:
@@ -230,7 +230,8 @@ def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
         node.ClearField("experimental_debug_info")
 
 
-def _write_saved_model(model: Model, tmp: Path, text: bool, progress: Optional[Progress] = None) -> None:
+def _write_saved_model(model: Model, tmp: Path, text: bool, opset: Opset,
+                       progress: Optional[Progress] = None) -> None:
     tmp.mkdir()
     sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
     if model.saved_model is not None:
@@ -248,14 +249,14 @@ def _write_saved_model(model: Model, tmp: Path, text: bool, progress: Optional[P
                 shutil.copytree(model.path / name, tmp / name)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
-        _write_checkpoint(model, tmp / "variables" / "variables", progress)
+        _write_checkpoint(model, tmp / "variables" / "variables", opset, progress)
 
 
-def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:
+def _write_graph_def(model: Model, tmp: Path, text: bool, opset: Opset) -> None:
     tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, text))
 
 
-def _write_meta_graph(model: Model, out: Path, force: bool, text: bool,
+def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, opset: Opset,
                       progress: Optional[Progress] = None) -> None:
     """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
@@ -266,7 +267,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool,
     workdir = make_workdir(out.parent)
     try:
         if model.checkpoint is not None:
-            _write_checkpoint(model, workdir / prefix.name, progress)
+            _write_checkpoint(model, workdir / prefix.name, opset, progress)
         (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], text))
         if not force and (out.exists() or checkpoint_files(prefix)):
             raise TranspileError("output %s already exists (use --force to replace it)" % out)
@@ -281,11 +282,14 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _write_checkpoint(model: Model, prefix: Path, progress: Optional[Progress] = None) -> None:
-    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them."""
+def _write_checkpoint(model: Model, prefix: Path, opset: Opset, progress: Optional[Progress] = None) -> None:
+    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them.
+
+    Renamed indexes are written uncompressed; a copied one too where the target cannot read snappy."""
     if model.checkpoint_keys:
         from transpiler.io.checkpoints import rename_checkpoint
 
         rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys, progress=progress)
     else:
-        copy_checkpoint(model.checkpoint, prefix, progress)
+        copy_checkpoint(model.checkpoint, prefix, uncompressed_index=not opset.reads_snappy_index,
+                        progress=progress)

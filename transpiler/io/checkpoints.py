@@ -39,16 +39,25 @@ def checkpoint_files(prefix: Path) -> List[Path]:
     return v1 or ([prefix] if prefix.is_file() else [])
 
 
-def copy_checkpoint(prefix: Path, new_prefix: Path, progress: Optional[Progress] = None) -> None:
+def copy_checkpoint(prefix: Path, new_prefix: Path, uncompressed_index: bool = False,
+                    progress: Optional[Progress] = None) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
 
     A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
     checksums): a damaged one is refused with a one-line error instead of being carried into OUT.
+    With `uncompressed_index`, a V2 index with snappy-compressed blocks is written anew
+    uncompressed (same keys and entries, data shards copied), for readers built without snappy.
     `progress` hears of the bytes copied."""
     if Path(str(prefix) + ".index").is_file():
-        from transpiler.io.tensor_bundle import check_bundle
+        from transpiler.io import tensor_bundle
 
-        check_bundle(prefix)
+        tensor_bundle.check_bundle(prefix)
+        index = tensor_bundle.index_filename(prefix)
+        if uncompressed_index and tensor_bundle.is_compressed(index):
+            _, entries = tensor_bundle.read_index(index)
+            same = {key: key for key in entries if tensor_bundle.slice_key_name(key) is None}
+            tensor_bundle.rename_bundle(prefix, new_prefix, same, progress=progress)
+            return
     files = checkpoint_files(prefix)
     copier = ByteCopier(files, progress)
     for src in files:

@@ -92,8 +92,9 @@ def _get_varint(buf: bytes, pos: int, limit: int) -> Tuple[int, int]:
 # the table: reading
 
 
-def _block(data: bytes, offset: int, size: int, path) -> bytes:
-    """The contents of the block at (offset, size), its checksum checked, decompressed."""
+def _block(data: bytes, offset: int, size: int, path, kinds: Optional[set] = None) -> bytes:
+    """The contents of the block at (offset, size), its checksum checked, decompressed; its
+    compression type is added to `kinds`."""
     if offset + size + TRAILER_SIZE > len(data) - FOOTER_SIZE:
         raise CorruptIndex(path, "truncated: block at %d+%d runs past the end of the file" % (offset, size))
     raw = data[offset:offset + size + 1]
@@ -101,6 +102,8 @@ def _block(data: bytes, offset: int, size: int, path) -> bytes:
     if masked_crc32c(raw) != stored:
         raise CorruptIndex(path, "block checksum mismatch at offset %d" % offset)
     kind = raw[-1]
+    if kinds is not None:
+        kinds.add(kind)
     if kind == NO_COMPRESSION:
         return raw[:-1]
     if kind == SNAPPY:
@@ -146,8 +149,10 @@ def _handle(value: bytes, path) -> Tuple[int, int]:
     return offset, size
 
 
-def read_table(path) -> List[Tuple[bytes, bytes]]:
-    """Every (key, value) of the LevelDB-format table at `path`, in order; CorruptIndex if it is not one."""
+def read_table(path, kinds: Optional[set] = None) -> List[Tuple[bytes, bytes]]:
+    """Every (key, value) of the LevelDB-format table at `path`, in order; CorruptIndex if it is not one.
+
+    The compression types of its blocks (NO_COMPRESSION, SNAPPY) are added to `kinds`."""
     data = Path(path).read_bytes()
     if len(data) < FOOTER_SIZE:
         raise CorruptIndex(path, "truncated: %d bytes, a table has at least %d" % (len(data), FOOTER_SIZE))
@@ -161,9 +166,9 @@ def read_table(path) -> List[Tuple[bytes, bytes]]:
         raise CorruptIndex(path, "bad footer") from None
     index = _handle(footer[pos:FOOTER_SIZE - 8], path)
     items: List[Tuple[bytes, bytes]] = []
-    for _, value in _block_items(_block(data, *index, path), "index", path):
+    for _, value in _block_items(_block(data, *index, path, kinds), "index", path):
         offset, size = _handle(value, path)
-        for key, entry in _block_items(_block(data, offset, size, path), "at offset %d" % offset, path):
+        for key, entry in _block_items(_block(data, offset, size, path, kinds), "at offset %d" % offset, path):
             if items and key <= items[-1][0]:
                 raise CorruptIndex(path, "keys out of order at offset %d" % offset)
             items.append((key, entry))
@@ -266,6 +271,13 @@ def _key(raw: bytes) -> str:
 
 def _raw(key: str) -> bytes:
     return key.encode("utf-8", "surrogateescape")
+
+
+def is_compressed(path) -> bool:
+    """Whether any block of the .index table at `path` is compressed (snappy, which some builds cannot read)."""
+    kinds: set = set()
+    read_table(path, kinds)
+    return bool(kinds - {NO_COMPRESSION})
 
 
 def read_index(path) -> Tuple[object, Entries]:

@@ -74,6 +74,12 @@ class Opset:
         """None when the release's kernels are unknown."""
         return self.catalog.has_cpu_kernel(op, self.release)
 
+    @property
+    def reads_snappy_index(self) -> bool:
+        """Whether the release reads checkpoint indexes whose blocks are snappy-compressed (TF 1.4's
+        Linux wheel does not: tools/dump_formats.py); unknown (not dumped) counts as yes."""
+        return self.catalog.info[self.release].get("reads_snappy_index") is not False
+
     def proto_fields(self, message: str) -> Optional[frozenset]:
         """The fields the release's SavedModel schema has in `message` ("tensorflow.StructuredValue"),
         None when its schema was not dumped (TF 1.x, or a message it does not have)."""

@@ -22,7 +22,7 @@ from transpiler.passes.unfreeze import Unfreeze
 #: Any model for an older (or the same) release, and TF 2 SavedModels for any 2.x target:
 #: the graphs are rewritten in place and written back by backends/writer.py.
 DOWNGRADE = [
-    ClearDevices,      # --clear-devices
+    ClearDevices,      # --clear-devices (else a note on GPU-pinned nodes)
     PruneFunctions,    # functions only the object graph names (TF 1.x targets never read it)
     SaveOnlyOps,       # DisableCopyOnRead -> NoOp where the target lacks it
     InlineCalls,       # StatefulPartitionedCall & co, when the target needs them gone
@@ -36,6 +36,7 @@ DOWNGRADE = [
 #: A TF 1.x graph for a 2.x target: one meta graph, cut to its signatures, then written as a
 #: native TF 2 SavedModel by backends/tf2_native.py.
 UPGRADE = [
+    ClearDevices,
     FindSignatures,     # the meta graph's signatures, or one from --inputs/--outputs
     RecordVariables,    # checkpoint keys and initial values, before pruning drops the saver
     PruneToSignatures,  # only what the signatures compute
