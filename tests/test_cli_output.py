@@ -274,3 +274,13 @@ def test_a_failure_midway_ends_the_progress_line_first(monkeypatch, capsys):
     assert cli_main.main(["whatever"]) == 2
     assert terminal.getvalue().endswith("50%  0.0/0.0 MB\n")
     assert capsys.readouterr().err == "tf-transpile: error: disk full\n"
+
+
+def test_quiet_rule_tools_print_only_problems(cli, tmp_path):
+    clean = cli("rules", "check", ROOT / "rules" / "activations.yaml", "-q")
+    assert clean.returncode == 0 and clean.stdout == "" and clean.stderr == ""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - id: typo\n    match: {op: Reluu}\n    rename: {op: Relu}\n")
+    found = cli("-q", "rules", "check", bad)
+    assert found.returncode == 2 and "rule 'typo'" in found.stderr  # a problem is an error: printed
+    assert "file(s)" not in found.stdout  # the footer is not a problem

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
+from transpiler.cli.output import say
 from transpiler.errors import TranspileError
 from transpiler.knowledge.releases import Catalog, catalog
 from transpiler.engine.rule_pass import RulePass
@@ -102,7 +103,7 @@ def check_rules(args) -> int:
             else:
                 errors += 1
                 print("tf-transpile: error: %s" % message, file=sys.stderr, flush=True)
-    print("%d file(s), %d problem(s)" % (len(args.files), errors + findings))
+    say("%d file(s), %d problem(s)" % (len(args.files), errors + findings))
     return 2 if errors else 1 if findings else 0
 
 
@@ -212,6 +213,14 @@ def _lint_templates(rule: Rule, cat: Catalog) -> Iterator[Tuple[str, str]]:
 _RENDER = {"decompose": render_nodes, "outputs": render}
 
 
+def _report(line: str, failed: bool) -> None:
+    """A failure always prints; the rest not with -q."""
+    if failed:
+        print(line)
+    else:
+        say(line)
+
+
 def test_rules(args) -> int:
     from transpiler.engine.examples import run_examples
 
@@ -220,7 +229,8 @@ def test_rules(args) -> int:
     failed = not_run = 0
     for rule in chosen:
         if not rule.examples:
-            print("%-34s no examples%s" % (rule.id, " (required for decompositions)" if rule.action == "decompose" else ""))
+            line = "%-34s no examples%s" % (rule.id, " (required for decompositions)" if rule.action == "decompose" else "")
+            _report(line, failed=rule.action == "decompose")
             failed += rule.action == "decompose"
             continue
         try:
@@ -231,8 +241,9 @@ def test_rules(args) -> int:
             continue
         for result in results:
             state = {True: "ok  ", False: "FAIL", None: "n/a "}[result.ok]
-            print("%-34s example %d  TF %-7s %s  %s" % (rule.id, result.index, result.target, state, result.message))
+            line = "%-34s example %d  TF %-7s %s  %s" % (rule.id, result.index, result.target, state, result.message)
+            _report(line, failed=result.ok is False)
             failed += result.ok is False
             not_run += result.ok is None
-    print("%d rule(s), %d failure(s), %d example(s) not run here" % (len(chosen), failed, not_run))
+    say("%d rule(s), %d failure(s), %d example(s) not run here" % (len(chosen), failed, not_run))
     return 1 if failed else 0
