@@ -172,6 +172,7 @@ def test_options_digest_ignores_force_and_spelling():
     a = batch.options_digest(ConvertOptions(to="1.8"), "1.8.0")
     assert a == batch.options_digest(ConvertOptions(to="1.8.0", force=True), "1.8.0")
     assert a != batch.options_digest(ConvertOptions(to="1.8", variables="ref"), "1.8.0")
+    assert a == batch.options_digest(ConvertOptions(to="1.8", progress=lambda what, done, total: None), "1.8.0")
 
 
 def test_exit_status_is_the_worst():
