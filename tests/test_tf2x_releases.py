@@ -3,6 +3,7 @@ the real runtimes), `check` names the release that really introduced an op,
 and a `--to 2.9` output is what real TF 2.9 loads."""
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -239,3 +240,17 @@ def test_tf2_model_converts_and_verifies_in_real_2x(name, release, tf2_cases, tf
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)["verify"]
     assert report["ok"] and report["target_tf"].startswith(release + "."), report["summary"]
+
+
+def test_keras_metadata_is_kept_with_the_object_graph(cli, tmp_path):
+    """tf.keras.models.load_model revives a Keras SavedModel from keras_metadata.pb: a --to 2.x output
+    (object graph kept) has it byte for byte; a --to 1.x output (no object graph) has nothing it describes."""
+    src = tmp_path / "keras_like"
+    shutil.copytree(EXAMPLE, src)
+    (src / "keras_metadata.pb").write_bytes(b"\x0a\x04keep")
+    done = cli(src, tmp_path / "out29", "--to", "2.9")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out29" / "keras_metadata.pb").read_bytes() == b"\x0a\x04keep"
+    done = cli(src, tmp_path / "out18", "--to", "1.8")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "out18" / "keras_metadata.pb").exists()
