@@ -62,7 +62,8 @@ inputs are not the model's, its signature KEY); its entry has a "mode" saying
 which, and a Keras load failure is stage "keras-load".  With "variables", the
 result has "variables": [{"path" (object-graph path), "name", "dtype",
 "shape", "sha256" (of the value's bytes), "key" (in NPZ), "raw" (stored as
-uint8 bytes)}] for every trainable variable reachable from the loaded object.
+uint8 bytes)}] for every trainable variable reachable from the loaded object
+(or "variables_error": why they could not be read).
 
 An input array may also come as KEY~u8 (uint8, every item's bytes
 concatenated) and KEY~len (int64, each item's length, in the array's shape):
@@ -607,6 +608,10 @@ def _run_plan_tf2(tf, plan, arrays):
             steps[sid] = {"ok": False, "error": _exc_message(e), "type": type(e).__name__,
                           "stage": "run"}
             continue
+        if not isinstance(got, dict):
+            steps[sid] = {"ok": False, "type": "TypeError", "stage": "run",
+                          "error": "the call gave a %s, not {output key: tensor}" % type(got).__name__}
+            continue
         outs = {}
         for i, (k, v) in enumerate(sorted(got.items())):
             npz_key = "%s.%d" % (sid, i)
@@ -617,7 +622,10 @@ def _run_plan_tf2(tf, plan, arrays):
             steps[sid]["mode"] = mode
     extra = {"steps": steps, "signatures": sorted(_text(k) for k in sigs)}
     if plan.get("variables"):
-        extra["variables"] = _write_variables(tf, obj, plan["variables"])
+        try:
+            extra["variables"] = _write_variables(tf, obj, plan["variables"])
+        except Exception as e:   # the steps' results still count
+            extra["variables_error"] = _exc_message(e)
     return results, extra
 
 
@@ -638,10 +646,13 @@ def _trackable_children(obj):
 
 
 def _trainable_variables(tf, root):
-    """[(object path, variable)] of every trainable tf.Variable reachable from root, each
-    under its shortest object-graph path (ties: by name), the order deterministic. A loaded
-    tf.Module has no .trainable_variables: the object graph is the one list every loaded
-    SavedModel has."""
+    """[(object path, variable)]: root.trainable_variables where the saved object has that list
+    (Keras, a Keras 3 export, an upgrade's output), else every trainable tf.Variable reachable
+    from root (a loaded tf.Module has no such list), each under its shortest object-graph path
+    (ties: by name); the order is deterministic."""
+    listed = getattr(root, "trainable_variables", None)
+    if isinstance(listed, (list, tuple)) or type(listed).__name__ == "ListWrapper":
+        return [("trainable_variables.%d" % i, v) for i, v in enumerate(listed)]
     seen, found, queue = set([id(root)]), [], [("", root)]
     while queue:
         path, obj = queue.pop(0)
@@ -701,7 +712,8 @@ def _keras_step(tf, path, state, key, sig_fn, given):
         state["major"] = _keras_major(tf)
     keys = sorted(_text(k) for k in sig_fn.structured_outputs)
     if state["major"] >= 3:
-        return _tfsm_layer_call(state, path, key, given)
+        out, mode = _tfsm_layer_call(state, path, key, given)
+        return _keras_outputs(None, out, keys), mode
     if "model" not in state:
         try:
             state["model"] = tf.keras.models.load_model(path, compile=False)
@@ -736,7 +748,8 @@ def _tfsm_layer_call(state, path, key, given):
 
 
 def _keras_outputs(model, out, keys):
-    """A Keras model's call result as {signature output key: tensor}."""
+    """A Keras call's result as {signature output key: tensor} (a TFSMLayer on an endpoint that is a
+    tf.function rather than a signature, such as a Keras 3 export's "serve", gives a tensor)."""
     if isinstance(out, dict):
         return out
     outs = list(out) if isinstance(out, (list, tuple)) else [out]

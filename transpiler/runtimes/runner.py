@@ -254,8 +254,9 @@ def run_plan(rt, plan: Mapping[str, object], arrays: Mapping[str, object], timeo
                 st["outputs"] = {k: raw[v[0]] for k, v in st["outputs"].items()}
             steps[sid] = st
         done = {"tf_version": result.get("tf_version"), "signatures": result.get("signatures"), "steps": steps}
-        if "variables" in result:
-            done["variables"] = result["variables"]
+        for key in ("variables", "variables_error"):
+            if key in result:
+                done[key] = result[key]
         return done
     finally:
         shutil.rmtree(str(wd), ignore_errors=True)

@@ -235,6 +235,12 @@ def _verify_load(in_side: Side, load: Load, out_side: Side, given, target, refer
         if both_tf2 and "variables" in want and "variables" in got:
             report.variables.append(compare_variables(load.tags, want["variables"], str(wd / "in.npz"),
                                                       got["variables"], str(wd / "out.npz")))
+        elif both_tf2 and "variables" in want and "variables_error" in got:
+            report.variables.append(VariablesCheck(load.tags, False, 0, len(want["variables"]), [
+                "OUT's trainable variables cannot be read in the target: %s" % got["variables_error"]]))
+        elif both_tf2 and "variables_error" in want:
+            report.notes.append("%sIN's trainable variables cannot be read in the reference (%s): not compared"
+                                % (load.label, want["variables_error"]))
         elif both_tf2 and not got.get("error"):
             report.notes.append("%sOUT is not a native TF 2 SavedModel: its trainable variables were not "
                                 "compared" % load.label)
