@@ -224,16 +224,17 @@ TF2_CI = {("keras_export", "2.9"), ("module_control_flow", "2.9"), ("keras_lstm"
           ("module_two_signatures", "2.12"), ("keras_transformer", "2.12"), ("compat_v1_cnn", "2.12")}
 
 
-def _tf2_params():
-    for name in TF2_MODELS:
-        for release in TF2_TARGETS:
+def _matrix(names, releases, in_ci, mark):
+    """pytest params name x release, each needing its real runtime; those not `in_ci` marked `mark`."""
+    for name in names:
+        for release in releases:
             marks = [pytest.mark.real_runtime(release)]
-            if (name, release) not in TF2_CI:
-                marks.append(pytest.mark.full_matrix)
+            if (name, release) not in in_ci:
+                marks.append(mark)
             yield pytest.param(name, release, marks=marks, id="%s@%s" % (name, release))
 
 
-@pytest.mark.parametrize("name,release", list(_tf2_params()))
+@pytest.mark.parametrize("name,release", list(_matrix(TF2_MODELS, TF2_TARGETS, TF2_CI, pytest.mark.full_matrix)))
 def test_tf2_model_converts_and_verifies_in_real_2x(name, release, tf2_cases, tf_release, cli, tmp_path):
     tf_release(release)
     done = cli(tf2_cases[name].path, tmp_path / "out", "--to", release, "--verify", "--format", "json")
@@ -350,24 +351,6 @@ def test_keras3_export_with_keras_runs_a_tfsm_layer_in_real_2_20(tf2_cases, tf_r
     assert code == 0 and report["keras"] == [] and report["variables"][0]["ok"], report
 
 
-def _scale_variable(prefix: Path, name: str, factor: float) -> None:
-    """Scale one variable of a checkpoint (rewritten by the host's TF with every other tensor as it was)."""
-    import numpy as np
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    names = sorted(reader.get_variable_to_dtype_map())
-    values = [reader.get_tensor(n) for n in names]
-    values[names.index(name)] = (values[names.index(name)] * factor).astype(np.float32)
-    tmp = str(prefix) + "-scaled"
-    tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(v) for v in values])
-    for old in prefix.parent.glob(prefix.name + ".*"):
-        old.unlink()
-    for new in prefix.parent.glob(prefix.name + "-scaled.*"):
-        new.rename(prefix.parent / new.name.replace("-scaled", ""))
-
-
 @pytest.mark.real_runtime("2.12")
 def test_trainable_variables_match_then_a_changed_one_fails_in_real_2_12(tf2_cases, tf_release, cli, tmp_path):
     """module_saved --to 2.12 keeps its variables (by object path, dtype, shape and value); OUT with one
@@ -380,10 +363,12 @@ def test_trainable_variables_match_then_a_changed_one_fails_in_real_2_12(tf2_cas
     assert variables["ok"] and variables["count"] == variables["reference_count"] >= 2, variables
     import tensorflow as tf
 
+    from test_verify import _scale_one_variable
+
     prefix = out / "variables" / "variables"
     key = next(n for n in sorted(tf.train.load_checkpoint(str(prefix)).get_variable_to_dtype_map())
                if n.endswith("VARIABLE_VALUE"))
-    _scale_variable(prefix, key, 1.001)
+    _scale_one_variable(prefix, 1.001, key)
     done = cli("verify", tf2_cases["module_saved"].path, out, "--release", "2.12")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     path = key.split("/.ATTRIBUTES")[0].replace("/", ".")
@@ -414,16 +399,8 @@ def test_the_corpus_has_tf2_saved_models():
                           "tfjs__module_with_multiple_signatures", "tfx__keras_serving"]
 
 
-def _corpus_tf2_params():
-    for name in CORPUS_TF2:
-        for release in CORPUS_TF2_TARGETS:
-            marks = [pytest.mark.real_runtime(release)]
-            if (name, release) not in CORPUS_TF2_CI:
-                marks.append(pytest.mark.corpus_matrix)
-            yield pytest.param(name, release, marks=marks, id="%s@%s" % (name, release))
-
-
-@pytest.mark.parametrize("name,release", list(_corpus_tf2_params()))
+@pytest.mark.parametrize("name,release", list(_matrix(CORPUS_TF2, CORPUS_TF2_TARGETS, CORPUS_TF2_CI,
+                                                     pytest.mark.corpus_matrix)))
 def test_corpus_tf2_saved_model_converts_and_verifies(name, release, corpus_case, tf_release, cli, tmp_path):
     """Every signature's outputs match in the real release; where IN loads with tf.saved_model.load in the
     reference, OUT's trainable variables equal IN's."""

@@ -229,8 +229,9 @@ def _copy(out, tmp_path):
     return broken
 
 
-def _scale_one_variable(prefix: Path, factor: float) -> str:
-    """Scale the largest float variable of a checkpoint (written again by the host's TF)."""
+def _scale_one_variable(prefix: Path, factor: float, name: str = None) -> str:
+    """Scale variable `name` (default: the largest float one) of a checkpoint (written again by the
+    host's TF, every other tensor as it was); returns its checkpoint key."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(prefix))
@@ -238,7 +239,7 @@ def _scale_one_variable(prefix: Path, factor: float) -> str:
     names = sorted(dtypes)
     values = [reader.get_tensor(n) for n in names]
     floats = [i for i, n in enumerate(names) if dtypes[n] == tf.float32]
-    i = max(floats, key=lambda j: values[j].size)
+    i = names.index(name) if name else max(floats, key=lambda j: values[j].size)
     values[i] = (values[i] * factor).astype(np.float32)
     tmp = str(prefix) + "-scaled"
     tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names),
