@@ -411,3 +411,19 @@ def test_corpus_tf2_saved_model_converts_and_verifies(name, release, corpus_case
     assert all(o["ok"] for s in report["signatures"] for o in s["outputs"])
     tf1_loader = any("TF 1 loader" in n for n in report["notes"])
     assert tf1_loader or (report["variables"] and report["variables"][0]["ok"]), report
+
+
+@pytest.mark.real_runtime("2.9")
+def test_tfx_keras_model_loads_the_keras_way_with_a_2_9_reference(corpus_case, tf_release, cli, tmp_path):
+    """TFX's TF 2.3 Keras SavedModel: the host's Keras 3 cannot tf.saved_model.load it (its Keras optimizer's
+    slots), so with the host as reference both sides use the TF 1 loader (the corpus test above). With real
+    2.9 as the reference, IN and OUT load with tf.saved_model.load and tf.keras.models.load_model; the
+    serving signature parses tf.Examples, not the model's inputs, so Keras runs the model's signature."""
+    tf_release("2.9")
+    code, report = _verified(cli, corpus_case("tfx__keras_serving"), tmp_path / "out", "2.9",
+                             "--reference-release", "2.9")
+    assert code == 0 and report["ok"], report["summary"]
+    assert not report["notes"], report["notes"]
+    (keras,) = report["keras"]
+    assert keras["ok"] and keras["via"] == "tf.keras.models.load_model, its signature serving_default", keras
+    assert report["variables"][0]["ok"] and report["variables"][0]["count"] == 6, report["variables"]
