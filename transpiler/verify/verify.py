@@ -232,21 +232,28 @@ def _verify_load(in_side: Side, load: Load, out_side: Side, given, target, refer
         checks = [_check_signature(s, o, load, out_load, arrays, want, got, options) for s, o in zip(sigs, out_sigs)]
         if keras and not got.get("error"):
             report.keras += _keras_checks(sigs, out_sigs, load, out_load, arrays, want, got, options, report)
-        if both_tf2 and "variables" in want and "variables" in got:
-            report.variables.append(compare_variables(load.tags, want["variables"], str(wd / "in.npz"),
-                                                      got["variables"], str(wd / "out.npz")))
-        elif both_tf2 and "variables" in want and "variables_error" in got:
-            report.variables.append(VariablesCheck(load.tags, False, 0, len(want["variables"]), [
-                "OUT's trainable variables cannot be read in the target: %s" % got["variables_error"]]))
-        elif both_tf2 and "variables_error" in want:
-            report.notes.append("%sIN's trainable variables cannot be read in the reference (%s): not compared"
-                                % (load.label, want["variables_error"]))
-        elif both_tf2 and not got.get("error"):
-            report.notes.append("%sOUT is not a native TF 2 SavedModel: its trainable variables were not "
-                                "compared" % load.label)
+        if both_tf2:
+            _check_variables(load, want, got, wd, report)
         return checks
     finally:
         shutil.rmtree(str(wd), ignore_errors=True)
+
+
+def _check_variables(load: Load, want: dict, got: dict, wd: Path, report: VerifyReport) -> None:
+    """OUT's trainable variables (wd/out.npz) against IN's (wd/in.npz) into the report: a failing check
+    when OUT's differ or cannot be read, a note when IN's cannot be or OUT was not loaded the TF 2 way."""
+    if "variables" in want and "variables" in got:
+        report.variables.append(compare_variables(load.tags, want["variables"], str(wd / "in.npz"),
+                                                  got["variables"], str(wd / "out.npz")))
+    elif "variables" in want and "variables_error" in got:
+        report.variables.append(VariablesCheck(load.tags, False, 0, len(want["variables"]), [
+            "OUT's trainable variables cannot be read in the target: %s" % got["variables_error"]]))
+    elif "variables_error" in want:
+        report.notes.append("%sIN's trainable variables cannot be read in the reference (%s): not compared"
+                            % (load.label, want["variables_error"]))
+    elif not got.get("error"):
+        report.notes.append("%sOUT is not a native TF 2 SavedModel: its trainable variables were not compared"
+                            % load.label)
 
 
 def _keras2_target(release: str) -> bool:
