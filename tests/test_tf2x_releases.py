@@ -315,6 +315,7 @@ def test_keras2_model_without_its_metadata_fails_the_keras_way_in_real_2_9(keras
     assert "failing: [serve] serving_default via tf.keras.models.load_model" in report["summary"]
 
 
+@pytest.mark.full_matrix    # CI time: the other Keras-way tests cover the path in CI
 @pytest.mark.real_runtime("2.20")
 @pytest.mark.real_runtime("2.15")
 def test_keras2_model_loads_as_a_tfsm_layer_in_real_2_20(keras2_model, cli, tmp_path):
@@ -326,6 +327,7 @@ def test_keras2_model_loads_as_a_tfsm_layer_in_real_2_20(keras2_model, cli, tmp_
     assert report["variables"][0]["count"] == 6
 
 
+@pytest.mark.full_matrix    # CI time: the other Keras-way tests cover the path in CI
 @pytest.mark.real_runtime("2.9")
 def test_keras3_export_has_no_keras_way_in_2_9(tf2_cases, tf_release, cli, tmp_path):
     """A Keras 3 model.export() has no Keras metadata: with --keras, 2.9 (tf.keras 2) has no Keras way
@@ -390,8 +392,7 @@ def _corpus_tf2_saved_models():
 CORPUS_TF2 = _corpus_tf2_saved_models()
 CORPUS_TF2_TARGETS = ["2.9", "2.12"]
 #: In CI; the rest with --corpus-matrix.
-CORPUS_TF2_CI = {("serving__saved_model_half_plus_two_tf2_cpu", "2.9"), ("tfjs__module_with_multiple_signatures", "2.12"),
-                 ("tfx__keras_serving", "2.9")}
+CORPUS_TF2_CI = {("tfjs__module_with_multiple_signatures", "2.12")}
 
 
 def test_the_corpus_has_tf2_saved_models():
@@ -413,6 +414,7 @@ def test_corpus_tf2_saved_model_converts_and_verifies(name, release, corpus_case
     assert tf1_loader or (report["variables"] and report["variables"][0]["ok"]), report
 
 
+@pytest.mark.full_matrix    # CI time: the other Keras-way tests cover the path in CI
 @pytest.mark.real_runtime("2.9")
 def test_tfx_keras_model_loads_the_keras_way_with_a_2_9_reference(corpus_case, tf_release, cli, tmp_path):
     """TFX's TF 2.3 Keras SavedModel: the host's Keras 3 cannot tf.saved_model.load it (its Keras optimizer's
