@@ -251,6 +251,12 @@ def test_verify_markdown_has_a_row_per_output_and_the_verdict():
     assert "| [serve] serving_default | y | ok | float32 | [1] | 0 | 0 |  |" in lines
     assert "| [serve] serving_default | z\\|w | FAIL | float32 | [2] | 0.5 | 0.25 | differs |" in lines
     assert "| [serve] other |  | FAIL |  |  |  |  | OUT does not load |" in lines
+    from transpiler.verify.variables import VariablesCheck
+
+    report.variables = [VariablesCheck(["serve"], False, 1, 2, ["dense/bias: missing in OUT"])]
+    lines = verify_markdown(report).splitlines()
+    assert "- variables [serve] 1 trainable in OUT, 2 in IN: FAIL" in lines
+    assert "  - FAIL dense/bias: missing in OUT" in lines
 
 
 def test_a_failure_midway_ends_the_progress_line_first(monkeypatch, capsys):

@@ -83,6 +83,43 @@ def test_inputs_file_json_and_npz(tmp_path):
     assert read_inputs_file(tmp_path / "in.npz")["x"].tolist() == [1.0, 1.0]
 
 
+def _variables(tmp_path, name, values):
+    """Loader-style entries for `values` ({path: array}) and the .npz holding them."""
+    import hashlib
+
+    npz = tmp_path / ("%s.npz" % name)
+    np.savez(npz, **{"v%d" % i: v for i, v in enumerate(values.values())})
+    return [{"path": p, "name": p + ":0", "dtype": str(v.dtype), "shape": list(v.shape), "key": "v%d" % i,
+             "raw": False, "sha256": hashlib.sha256(v.tobytes()).hexdigest()}
+            for i, (p, v) in enumerate(values.items())], str(npz)
+
+
+def test_trainable_variables_equal_changed_missing_and_extra(tmp_path):
+    from transpiler.verify.variables import compare_variables
+
+    w = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    want, want_npz = _variables(tmp_path, "in", {"dense.kernel": w, "dense.bias": np.zeros(4, np.float32)})
+    same, same_npz = _variables(tmp_path, "same", {"dense.bias": np.zeros(4, np.float32), "dense.kernel": w.copy()})
+    check = compare_variables(["serve"], want, want_npz, same, same_npz)
+    assert check.ok and check.count == 2 and check.summary() == "2 trainable variable(s) equal"
+
+    changed = w.copy()
+    changed[1, 2] += 0.5
+    got, got_npz = _variables(tmp_path, "changed", {"dense.kernel": changed, "dense.bias": np.zeros(4, np.float32)})
+    check = compare_variables(["serve"], want, want_npz, got, got_npz)
+    assert not check.ok
+    assert check.problems == ["variable dense.kernel (dense.kernel:0 float32 [3, 4]): 1 of 12 values differ "
+                              "(max |diff| 0.5)"]
+
+    got, got_npz = _variables(tmp_path, "other", {"dense.kernel": w, "extra.v": np.ones(2, np.float32)})
+    check = compare_variables(None, want, want_npz, got, got_npz)
+    assert check.problems == ["variable dense.bias (dense.bias:0 float32 [4]) missing in OUT",
+                              "variable extra.v (extra.v:0 float32 [2]) only in OUT"]
+    got, got_npz = _variables(tmp_path, "fewer", {"dense.kernel": w})
+    assert compare_variables(None, want, want_npz, got, got_npz).problems[0] == (
+        "OUT has 1 trainable variable(s), IN 2")
+
+
 def test_unreadable_inputs_file_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "in.json"
     bad.write_text("{not json")
@@ -192,8 +229,9 @@ def _copy(out, tmp_path):
     return broken
 
 
-def _scale_one_variable(prefix: Path, factor: float) -> str:
-    """Scale the largest float variable of a checkpoint (written again by the host's TF)."""
+def _scale_one_variable(prefix: Path, factor: float, name: str = None) -> str:
+    """Scale variable `name` (default: the largest float one) of a checkpoint (written again by the
+    host's TF, every other tensor as it was); returns its checkpoint key."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(prefix))
@@ -201,7 +239,7 @@ def _scale_one_variable(prefix: Path, factor: float) -> str:
     names = sorted(dtypes)
     values = [reader.get_tensor(n) for n in names]
     floats = [i for i, n in enumerate(names) if dtypes[n] == tf.float32]
-    i = max(floats, key=lambda j: values[j].size)
+    i = names.index(name) if name else max(floats, key=lambda j: values[j].size)
     values[i] = (values[i] * factor).astype(np.float32)
     tmp = str(prefix) + "-scaled"
     tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names),

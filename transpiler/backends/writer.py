@@ -28,6 +28,9 @@ SERVE = "serve"
 #: Directories of a SavedModel copied as they are. fingerprint.pb is left out:
 #: it hashes the original graph, which no longer matches.
 SAVED_MODEL_DIRS = ("assets", "assets.extra")
+#: tf.keras's metadata beside saved_model.pb (TF >= 2.5): tf.keras.models.load_model needs it to
+#: revive the Keras model. It names object-graph nodes, so it is kept only with the object graph.
+KERAS_METADATA = "keras_metadata.pb"
 
 
 def used_ops(graph_def: graph_pb2.GraphDef) -> set:
@@ -247,6 +250,8 @@ def _write_saved_model(model: Model, tmp: Path, text: bool, opset: Opset,
         for name in SAVED_MODEL_DIRS:
             if (model.path / name).is_dir():
                 shutil.copytree(model.path / name, tmp / name)
+        if (model.path / KERAS_METADATA).is_file() and any(mg.object_graph_def.nodes for mg in sm.meta_graphs):
+            shutil.copyfile(model.path / KERAS_METADATA, tmp / KERAS_METADATA)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
         _write_checkpoint(model, tmp / "variables" / "variables", opset, progress)

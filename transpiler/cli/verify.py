@@ -22,8 +22,17 @@ Where release V runs: --python PATH (any interpreter that imports TF V: your
 own old venv, a container's python), else the host's TensorFlow if it is V,
 else a runtime provisioned by `tf-transpile runtimes install V`.
 
+A TF 2 target loads a native TF 2 SavedModel with tf.saved_model.load, and
+then its trainable variables (object path, dtype, shape, every value) must
+equal IN's in the reference. A Keras SavedModel (keras_metadata.pb or
+tf.keras objects; --keras: any) is also loaded the Keras way and every
+signature run through it: tf.keras.models.load_model before TF 2.16,
+keras.layers.TFSMLayer(OUT, call_endpoint=KEY) after; skipped with a note
+when IN does not load that way in the reference either.
+
 exit status: 0 every output matches; 1 OUT fails to load or run in V, or an
-output differs (named by signature and output); 2 cannot verify (no runtime
+output or trainable variable differs (named by signature and output), or OUT
+does not load the Keras way where IN does; 2 cannot verify (no runtime
 for V, IN does not run in the reference, bad inputs file); 3 an internal
 error (a bug); 130 interrupted."""
 
@@ -51,6 +60,12 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--atol", type=float, help="absolute tolerance for float outputs (default: per dtype)")
     g.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                    help="how long one load-and-run may take (default %(default)s)")
+    g.add_argument("--keras", dest="keras", action="store_true", default=None,
+                   help="also run every signature through OUT loaded the Keras way (tf.keras.models.load_model "
+                        "before TF 2.16, keras.layers.TFSMLayer after) even when IN has no Keras metadata "
+                        "(default: only for a Keras SavedModel)")
+    g.add_argument("--no-keras", dest="keras", action="store_false", default=None,
+                   help="never load OUT the Keras way")
 
 
 def verify_options(args: argparse.Namespace, release: str):
@@ -58,7 +73,8 @@ def verify_options(args: argparse.Namespace, release: str):
 
     return VerifyOptions(release=release, python=args.python, reference_release=args.reference_release,
                          reference_python=args.reference_python, inputs_file=args.inputs_file,
-                         signatures=tuple(args.signature), rtol=args.rtol, atol=args.atol, timeout=args.timeout)
+                         signatures=tuple(args.signature), rtol=args.rtol, atol=args.atol, timeout=args.timeout,
+                         keras=args.keras)
 
 
 def run_verify(args: argparse.Namespace, model: Path, out: Path, release: str):
@@ -80,8 +96,12 @@ def verify_markdown(report) -> str:
     lines += ["- note: %s" % md_cell(note) for note in report.notes]
     if report.error:
         lines.append("- error: %s" % md_cell(report.error))
+    for v in report.variables:
+        lines.append("- variables %s%d trainable in OUT, %d in IN: %s" % (
+            md_cell(v.label), v.count, v.reference_count, "ok" if v.ok else "FAIL"))
+        lines.extend("  - FAIL %s" % md_cell(problem) for problem in v.problems)
     rows = []
-    for s in report.signatures:
+    for s in report.signatures + report.keras:  # the Keras-way runs label themselves
         if s.error or not s.outputs:
             rows.append((s.label, "", "ok" if s.ok else "FAIL", "", "", "", "", s.error or ""))
         for o in s.outputs:

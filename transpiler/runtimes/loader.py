@@ -46,11 +46,24 @@ plan.json:
                                     # their node names, so two loads agree
      "api": "tf1" | "tf2",          # saved_model: "tf2" loads with
                                     # tf.saved_model.load and calls
-                                    # .signatures[KEY] (signature steps only)
+                                    # .signatures[KEY] (signature and keras
+                                    # steps only)
+     "variables": NPZ,              # tf2: write the trainable variables there
      "steps": [
         {"id": "s0", "signature": KEY, "inputs": {input key: npz key}},
         {"id": "s1", "feeds": {tensor name: npz key}, "fetch": NAME},
-        {"id": "s2", "feeds": {...}, "fetches": {output key: NAME}}]}
+        {"id": "s2", "feeds": {...}, "fetches": {output key: NAME}},
+        {"id": "s3", "keras": KEY, "inputs": {...}}]}   # tf2 only
+
+A keras step feeds signature KEY's inputs to the model as Keras loads it:
+keras.layers.TFSMLayer(DIR, call_endpoint=KEY) under Keras 3, else
+tf.keras.models.load_model(DIR) called as a model (or, when the signature's
+inputs are not the model's, its signature KEY); its entry has a "mode" saying
+which, and a Keras load failure is stage "keras-load".  With "variables", the
+result has "variables": [{"path" (object-graph path), "name", "dtype",
+"shape", "sha256" (of the value's bytes), "key" (in NPZ), "raw" (stored as
+uint8 bytes)}] for every trainable variable reachable from the loaded object
+(or "variables_error": why they could not be read).
 
 An input array may also come as KEY~u8 (uint8, every item's bytes
 concatenated) and KEY~len (int64, each item's length, in the array's shape):
@@ -556,7 +569,9 @@ def run_plan(tf, np, a):
 
 def _run_plan_tf2(tf, plan, arrays):
     """A SavedModel loaded as TF 2 users load it: tf.saved_model.load, then
-    each step calls .signatures[KEY] with the step's inputs as tensors."""
+    each step calls .signatures[KEY] with the step's inputs as tensors (a
+    "keras" step loads it the Keras way instead, see _keras_step). With
+    "variables": NPZ, the trainable variables are written there too."""
     if plan.get("kind") != "saved_model":
         raise UsageError('"api": "tf2" needs "kind": "saved_model"')
     try:
@@ -564,26 +579,38 @@ def _run_plan_tf2(tf, plan, arrays):
         sigs = dict(obj.signatures)
     except Exception as e:
         _fail(3, type(e).__name__, _exc_message(e), "load", traceback.format_exc())
-    results, steps = {}, {}
+    results, steps, keras_state = {}, {}, {}
     for n, step in enumerate(plan.get("steps") or []):
         sid = _text(step.get("id", "s%d" % n))
-        key = step.get("signature")
-        if key not in sigs:
-            steps[sid] = {"ok": False, "type": "KeyError", "stage": "load",
-                          "error": "signature '%s' not in the model (has: %s)"
-                          % (key, _names(sigs) or "none")}
-            continue
         try:
             given = dict((k, tf.constant(arrays[v])) for k, v in (step.get("inputs") or {}).items())
         except Exception as e:
             steps[sid] = {"ok": False, "error": _exc_message(e), "type": type(e).__name__,
                           "stage": "feed"}
             continue
+        key = step.get("keras") or step.get("signature")
+        if key not in sigs:
+            steps[sid] = {"ok": False, "type": "KeyError", "stage": "load",
+                          "error": "signature '%s' not in the model (has: %s)"
+                          % (key, _names(sigs) or "none")}
+            continue
+        mode = None
         try:
-            got = sigs[key](**given)
+            if "keras" in step:
+                got, mode = _keras_step(tf, plan["path"], keras_state, key, sigs[key], given)
+            else:
+                got = sigs[key](**given)
+        except _StepError as e:
+            steps[sid] = {"ok": False, "error": _text(e.message), "type": _text(e.err_type),
+                          "stage": e.stage}
+            continue
         except Exception as e:
             steps[sid] = {"ok": False, "error": _exc_message(e), "type": type(e).__name__,
                           "stage": "run"}
+            continue
+        if not isinstance(got, dict):
+            steps[sid] = {"ok": False, "type": "TypeError", "stage": "run",
+                          "error": "the call gave a %s, not {output key: tensor}" % type(got).__name__}
             continue
         outs = {}
         for i, (k, v) in enumerate(sorted(got.items())):
@@ -591,7 +618,148 @@ def _run_plan_tf2(tf, plan, arrays):
             results[npz_key] = v.numpy()
             outs[_text(k)] = npz_key
         steps[sid] = {"ok": True, "outputs": outs}
-    return results, {"steps": steps, "signatures": sorted(_text(k) for k in sigs)}
+        if mode:
+            steps[sid]["mode"] = mode
+    extra = {"steps": steps, "signatures": sorted(_text(k) for k in sigs)}
+    if plan.get("variables"):
+        try:
+            extra["variables"] = _write_variables(tf, obj, plan["variables"])
+        except Exception as e:   # the steps' results still count
+            extra["variables_error"] = _exc_message(e)
+    return results, extra
+
+
+# ---------------------------------------------------------------------------
+# trainable variables of a tf.saved_model.load object
+
+def _trackable_children(obj):
+    """[(name, child)] of a trackable, by name: _trackable_children() (TF >= 2.6), else
+    _checkpoint_dependencies (older)."""
+    fn = getattr(obj, "_trackable_children", None)
+    if fn is not None:
+        try:
+            return sorted(fn().items(), key=lambda kv: kv[0])
+        except Exception:
+            pass
+    deps = getattr(obj, "_checkpoint_dependencies", None) or []
+    return sorted(((d.name, d.ref) for d in deps), key=lambda kv: kv[0])
+
+
+def _trainable_variables(tf, root):
+    """[(object path, variable)]: root.trainable_variables where the saved object has that list
+    (Keras, a Keras 3 export, an upgrade's output), else every trainable tf.Variable reachable
+    from root (a loaded tf.Module has no such list), each under its shortest object-graph path
+    (ties: by name); the order is deterministic."""
+    listed = getattr(root, "trainable_variables", None)
+    if isinstance(listed, (list, tuple)) or type(listed).__name__ == "ListWrapper":
+        return [("trainable_variables.%d" % i, v) for i, v in enumerate(listed)]
+    seen, found, queue = set([id(root)]), [], [("", root)]
+    while queue:
+        path, obj = queue.pop(0)
+        for name, child in _trackable_children(obj):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            child_path = name if not path else path + "." + name
+            if isinstance(child, tf.Variable):
+                if child.trainable:
+                    found.append((child_path, child))
+            else:
+                queue.append((child_path, child))
+    return found
+
+
+def _write_variables(tf, obj, npz_path):
+    """Writes each trainable variable's value to npz_path (key "v<i>"; a dtype numpy cannot
+    store without pickle as its raw bytes, uint8) and returns
+    [{"path", "name", "dtype", "shape", "sha256", "key", "raw"}]."""
+    import hashlib
+
+    import numpy as np
+    info, arrays = [], {}
+    for i, (path, var) in enumerate(_trainable_variables(tf, obj)):
+        value = np.ascontiguousarray(var.numpy())
+        raw = value.dtype.kind not in "biufc"
+        data = value.tobytes()
+        key = "v%d" % i
+        arrays[key] = np.frombuffer(data, dtype=np.uint8) if raw else value
+        info.append({"path": path, "name": _text(var.name), "dtype": var.dtype.name,
+                     "shape": [int(d) for d in value.shape], "key": key, "raw": raw,
+                     "sha256": hashlib.sha256(data).hexdigest()})
+    np.savez(npz_path, **arrays)
+    return info
+
+
+# ---------------------------------------------------------------------------
+# the Keras way: tf.keras.models.load_model (Keras 2), keras.layers.TFSMLayer (Keras 3)
+
+def _keras_major(tf):
+    try:
+        import keras
+        return int(_text(keras.__version__).split(".")[0])
+    except Exception:
+        return int(_text(getattr(tf.keras, "__version__", "2")).split(".")[0])
+
+
+def _keras_step(tf, path, state, key, sig_fn, given):
+    """({output key: tensor}, mode): signature `key`'s inputs through the model as Keras
+    loads it. Keras 3 (TF >= 2.16): keras.layers.TFSMLayer(path, call_endpoint=key), called
+    with the input (by keyword when there are several: TFSMLayer.__call__ takes one).
+    Keras 2: tf.keras.models.load_model(path, compile=False), called as a Keras model when
+    the signature's inputs are the model's inputs, else its signature of that key. A load
+    failure is stage "keras-load"."""
+    if "major" not in state:
+        state["major"] = _keras_major(tf)
+    keys = sorted(_text(k) for k in sig_fn.structured_outputs)
+    if state["major"] >= 3:
+        out, mode = _tfsm_layer_call(state, path, key, given)
+        return _keras_outputs(None, out, keys), mode
+    if "model" not in state:
+        try:
+            state["model"] = tf.keras.models.load_model(path, compile=False)
+        except Exception as e:
+            state["model"] = e
+    model = state["model"]
+    if isinstance(model, Exception):
+        raise _StepError("keras-load", type(model).__name__,
+                         "tf.keras.models.load_model: " + _exc_message(model))
+    if not isinstance(model, tf.keras.Model):
+        raise _StepError("keras-load", "TypeError", "tf.keras.models.load_model gave a %s, not a "
+                         "Keras model (no Keras metadata?)" % type(model).__name__)
+    names = [_text(n) for n in (getattr(model, "input_names", None) or [])]
+    if sorted(names) != sorted(given):
+        return model.signatures[key](**given), "tf.keras.models.load_model, its signature %s" % key
+    x = given[names[0]] if len(names) == 1 else given
+    return _keras_outputs(model, model(x, training=False), keys), "tf.keras.models.load_model, model call"
+
+
+def _tfsm_layer_call(state, path, key, given):
+    import keras
+    layers = state.setdefault("layers", {})
+    if key not in layers:
+        try:
+            layers[key] = keras.layers.TFSMLayer(path, call_endpoint=key)
+        except Exception as e:
+            raise _StepError("keras-load", type(e).__name__, "keras.layers.TFSMLayer: " + _exc_message(e))
+    layer = layers[key]
+    if len(given) == 1:
+        return layer(list(given.values())[0]), "keras.layers.TFSMLayer"
+    return layer.call_endpoint_fn(**given), "keras.layers.TFSMLayer endpoint, by keyword"
+
+
+def _keras_outputs(model, out, keys):
+    """A Keras call's result as {signature output key: tensor} (a TFSMLayer on an endpoint that is a
+    tf.function rather than a signature, such as a Keras 3 export's "serve", gives a tensor)."""
+    if isinstance(out, dict):
+        return out
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    names = [_text(n) for n in (getattr(model, "output_names", None) or [])]
+    if len(outs) == 1 and len(keys) == 1:
+        return {keys[0]: outs[0]}
+    if sorted(names) == keys and len(names) == len(outs):
+        return dict(zip(names, outs))
+    raise _StepError("run", "ValueError", "cannot match the Keras model's %d outputs %s to the "
+                     "signature's outputs %s" % (len(outs), names, keys))
 
 
 def main(argv=None):

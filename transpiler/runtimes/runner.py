@@ -10,7 +10,8 @@ files in a private temporary directory.
 
 ``run_plan(runtime, plan, arrays)`` -> {"tf_version", "signatures", "steps":
 {id: {"ok": True, "outputs": {key: ndarray}} | {"ok": False, "error", "type",
-"stage"}}}. A model that does not load raises ``ReleaseLoadError``; a loader
+"stage"}}} (+ "variables": the loader's list, when the plan asks for them in
+an .npz the caller owns). A model that does not load raises ``ReleaseLoadError``; a loader
 that crashes or prints no result raises ``LoaderCrashed`` (with the last lines
 of its stderr); one that runs past ``timeout`` raises ``LoaderTimeout``.
 ``find_runtime(release, python=None)`` picks where a release runs, or raises
@@ -238,6 +239,8 @@ def run_plan(rt, plan: Mapping[str, object], arrays: Mapping[str, object], timeo
         plan["path"] = rt.chroot_path(plan["path"])
         if plan.get("checkpoint"):
             plan["checkpoint"] = _in_runtime(rt, plan["checkpoint"])
+        if plan.get("variables"):   # the caller's file: it outlives this run's workdir
+            plan["variables"] = _in_runtime(rt, plan["variables"])
         plan_file = wd / "plan.json"
         plan_file.write_text(json.dumps(plan))
         in_npz = wd / "in.npz"
@@ -250,6 +253,10 @@ def run_plan(rt, plan: Mapping[str, object], arrays: Mapping[str, object], timeo
             if st.get("ok"):
                 st["outputs"] = {k: raw[v[0]] for k, v in st["outputs"].items()}
             steps[sid] = st
-        return {"tf_version": result.get("tf_version"), "signatures": result.get("signatures"), "steps": steps}
+        done = {"tf_version": result.get("tf_version"), "signatures": result.get("signatures"), "steps": steps}
+        for key in ("variables", "variables_error"):
+            if key in result:
+                done[key] = result[key]
+        return done
     finally:
         shutil.rmtree(str(wd), ignore_errors=True)

@@ -10,6 +10,7 @@ a signature by tensor names (feeds/fetches); a SignatureDef by its key.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from transpiler.io.readers import Kind, Model
@@ -40,6 +41,9 @@ class Load:
     graph_def: object
     #: A native TF 2 SavedModel (it has an object graph): TF 2 users load it with tf.saved_model.load.
     native_tf2: bool = False
+    #: Written by tf.keras (Keras metadata: keras_metadata.pb, or _tf_keras_* objects before TF 2.5):
+    #: its users also load it with tf.keras.models.load_model.
+    keras: bool = False
 
     @property
     def label(self) -> str:
@@ -56,16 +60,23 @@ class Side:
     encoding: str      # "text" | "binary"
     loads: List[Load]
 
-    def plan(self, load: Load, steps: List[dict], tf2_api: bool) -> dict:
+    def plan(self, load: Load, steps: List[dict], tf2_api: bool, variables: Optional[str] = None) -> dict:
+        """The loader plan (runtimes/loader.py) running `steps` on `load`; `variables`: an .npz path
+        for its trainable variables (tf.saved_model.load only)."""
         plan = {"kind": self.kind, "path": self.path, "encoding": self.encoding, "steps": steps,
                 "seed_random_ops": True}   # unseeded random ops: the same numbers in both loads
         if self.kind == "saved_model":
             plan["tags"] = load.tags or []
             plan["api"] = "tf2" if tf2_api and load.native_tf2 else "tf1"
+            if variables and plan["api"] == "tf2":
+                plan["variables"] = variables
         if self.checkpoint:
             plan["checkpoint"] = self.checkpoint
         return plan
 
+
+#: Where tf.keras (TF >= 2.5) keeps the Keras metadata of a SavedModel.
+KERAS_METADATA = "keras_metadata.pb"
 
 _KINDS = {Kind.SAVED_MODEL: "saved_model", Kind.META_GRAPH: "meta_graph", Kind.GRAPH_DEF: "graph_def"}
 
@@ -73,6 +84,9 @@ _KINDS = {Kind.SAVED_MODEL: "saved_model", Kind.META_GRAPH: "meta_graph", Kind.G
 def describe(model: Model) -> Side:
     """The loads and signatures of a model as read by io.readers."""
     loads = [_load(mg, model.kind) for mg in model.meta_graphs]
+    if model.kind is Kind.SAVED_MODEL and (Path(model.path) / KERAS_METADATA).is_file():
+        for load in loads:
+            load.keras = load.native_tf2
     return Side(_KINDS[model.kind], str(model.path), str(model.checkpoint) if model.checkpoint else None,
                 "text" if model.text else "binary", loads)
 
@@ -82,7 +96,8 @@ def _load(mg, kind: Kind) -> Load:
     keys = [k for k in sorted(mg.signature_def) if k not in INIT_SIGNATURES]
     sigs = {k: _declared(k, mg.signature_def[k]) for k in keys} if keys else _derived(mg)
     native = kind is Kind.SAVED_MODEL and len(mg.object_graph_def.nodes) > 0
-    return Load(tags, sigs, mg.graph_def, native)
+    keras = native and any(n.user_object.identifier.startswith("_tf_keras_") for n in mg.object_graph_def.nodes)
+    return Load(tags, sigs, mg.graph_def, native, keras)
 
 
 def _shape(info) -> Optional[list]:

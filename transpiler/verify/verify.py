@@ -8,7 +8,12 @@ Steps, in order:
     the same arrays for both sides;
  4. run: IN in the reference runtime (the host's TF unless told), OUT in the target's, each load
     in one loader process, its signatures in order (a stateful model's sequence reproduces);
- 5. compare every output (compare.py) and report per signature and output.
+ 5. compare every output (compare.py) and report per signature and output;
+ 6. TF 2 on both sides (tf.saved_model.load): compare the trainable variables (variables.py),
+    and for a Keras SavedModel (or with keras=True) run each signature again through the model
+    as Keras loads it in each release: tf.keras.models.load_model before TF 2.16, else
+    keras.layers.TFSMLayer. Where IN does not load that way in the reference, a note says so
+    and the Keras check is skipped; where OUT does not in the target, it fails.
 
 ``verify`` never raises for what it finds about OUT: a load failure, a missing signature or
 output, a crash or a timeout of the target's runtime, wrong numbers are all a failing
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -29,6 +35,10 @@ from transpiler.runtimes import provision, runner
 from transpiler.verify import inputs as verify_inputs
 from transpiler.verify.compare import OutputCheck, compare
 from transpiler.verify.plans import Load, Side, Signature, describe
+from transpiler.verify.variables import VariablesCheck, compare_variables
+
+#: The step id of signature KEY run the Keras way.
+KERAS_STEP = "keras:%s"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +54,9 @@ class VerifyOptions:
     atol: Optional[float] = None
     #: Seconds each loader run may take.
     timeout: float = 600.0
+    #: Also load and run OUT the Keras way: None (auto) for a Keras SavedModel, True any native TF 2
+    #: SavedModel (TFSMLayer targets, TF >= 2.16; tf.keras 2 needs Keras metadata), False never.
+    keras: Optional[bool] = None
 
 
 @dataclasses.dataclass
@@ -56,10 +69,13 @@ class SignatureCheck:
     error: Optional[str] = None
     #: The input arrays fed: key -> [dtype, shape].
     inputs: Dict[str, list] = dataclasses.field(default_factory=dict)
+    #: How OUT was loaded when not with its release's SavedModel loader (the Keras way).
+    via: Optional[str] = None
 
     @property
     def label(self) -> str:
-        return ("[%s] " % ",".join(self.tags) if self.tags is not None else "") + self.key
+        return ("[%s] " % ",".join(self.tags) if self.tags is not None else "") + self.key + (
+            " via %s" % self.via if self.via else "")
 
 
 @dataclasses.dataclass
@@ -72,6 +88,10 @@ class VerifyReport:
     reference: str = ""
     reference_tf: str = ""
     signatures: List[SignatureCheck] = dataclasses.field(default_factory=list)
+    #: The signatures run again through the model as Keras loads it (see VerifyOptions.keras).
+    keras: List[SignatureCheck] = dataclasses.field(default_factory=list)
+    #: The trainable variables, per load, where both sides load with tf.saved_model.load.
+    variables: List[VariablesCheck] = dataclasses.field(default_factory=list)
     #: A failure before any signature ran (OUT unreadable, the target's runtime crashed...).
     error: Optional[str] = None
     #: How verify ran things where there was a choice.
@@ -79,20 +99,25 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and bool(self.signatures) and all(s.ok for s in self.signatures)
+        return (self.error is None and bool(self.signatures) and all(s.ok for s in self.signatures + self.keras)
+                and all(v.ok for v in self.variables))
 
     def summary(self) -> str:
         """One line a CI job can grep: `verify: PASS ...` or `verify: FAIL ...`."""
         outs = [o for s in self.signatures for o in s.outputs]
         matched = sum(o.ok for o in outs)
         where = "TF %s" % (self.target_tf or self.release)
+        extra = "".join("; %s%s" % (v.label, v.summary()) for v in self.variables)
+        if self.keras:
+            extra += "; %d/%d run(s) the Keras way ok" % (sum(k.ok for k in self.keras), len(self.keras))
         if self.ok:
-            return "verify: PASS %s: %d/%d outputs of %d signature(s) match %s in %s" % (
-                self.out, matched, len(outs), len(self.signatures), self.reference_label, where)
-        failed = [s.label for s in self.signatures if not s.ok]
+            return "verify: PASS %s: %d/%d outputs of %d signature(s) match %s in %s%s" % (
+                self.out, matched, len(outs), len(self.signatures), self.reference_label, where, extra)
+        failed = [s.label for s in self.signatures + self.keras if not s.ok]
         why = self.error or ("no signature to run" if not self.signatures else
-                             "%d/%d outputs match; failing: %s" % (matched, len(outs), ", ".join(failed)))
-        return "verify: FAIL %s in %s: %s" % (self.out, where, why)
+                             "%d/%d outputs match%s%s" % (matched, len(outs), "; failing: " if failed else "",
+                                                          ", ".join(failed)))
+        return "verify: FAIL %s in %s: %s%s" % (self.out, where, why, "" if self.error else extra)
 
     @property
     def reference_label(self) -> str:
@@ -105,7 +130,7 @@ class VerifyReport:
         lines.extend("note:      %s" % note for note in self.notes)
         if self.error:
             lines.append("error:     %s" % self.error)
-        for s in self.signatures:
+        for s in self.signatures + self.keras:
             lines.append("signature %s: %s" % (s.label, "ok" if s.ok else "FAIL"))
             if s.error:
                 lines.append("  error: %s" % s.error)
@@ -114,6 +139,10 @@ class VerifyReport:
                     o.max_abs_error, o.max_rel_error or 0.0)
                 lines.append("  %-4s %s %s %s%s%s" % ("ok" if o.ok else "FAIL", o.key, o.dtype, o.shape, err,
                                                       "  (%s)" % o.detail if o.detail else ""))
+        for v in self.variables:
+            lines.append("variables %s%d trainable in OUT, %d in IN: %s" % (
+                v.label, v.count, v.reference_count, "ok" if v.ok else "FAIL"))
+            lines.extend("  FAIL %s" % problem for problem in v.problems)
         lines.append(self.summary())
         return "\n".join(lines)
 
@@ -176,25 +205,92 @@ def _verify_load(in_side: Side, load: Load, out_side: Side, given, target, refer
         report.notes.append("IN's meta graph tagged %s is compared with OUT's only one, tagged %s" % (
             ",".join(load.tags) or "-", ",".join(out_load.tags) or "-"))
     tf2_api = _is_tf2(options.reference_release or runner.host_version() or "2") and load.native_tf2
-    want = _run(reference, in_side, load, sigs, sigs, arrays, options, tf2_api=tf2_api)
-    if want.get("error") and tf2_api:
-        # tf.saved_model.load is stricter than the TF 1 loader (a Keras model's optimizer slots, say):
-        # IN's numbers come from the loader that takes IN, and OUT is held to that loader, not a stricter one
-        want = _run(reference, in_side, load, sigs, sigs, arrays, options, tf2_api=False)
-        tf2_api = False
-        report.notes.append("%sIN does not load with tf.saved_model.load in the reference; both sides were "
-                            "loaded with the TF 1 loader" % load.label)
-    if want.get("error"):
-        raise TranspileError("IN does not run in the reference (%s): %s; name one that runs it with "
-                             "--reference-release or --reference-python" % (reference.label, want["error"]))
-    report.reference_tf = want.get("tf_version") or ""
-    out_sigs = [_run_as(s, out_load) for s in sigs]
-    present = [(s, o) for s, o in zip(sigs, out_sigs) if o is not None]
-    got = _run(target, out_side, out_load, [s for s, _ in present], [o for _, o in present], arrays, options,
-               tf2_api=_is_tf2(options.release) and (tf2_api or not load.native_tf2))
-    report.target_tf = got.get("tf_version") or report.target_tf
-    _check_target_version(report, options)
-    return [_check_signature(s, o, load, out_load, arrays, want, got, options) for s, o in zip(sigs, out_sigs)]
+    both_tf2 = tf2_api and _is_tf2(options.release)
+    keras = both_tf2 and _keras_wanted(load, options, report)
+    wd = runner.workdir()   # each side's trainable variables, compared once both have run
+    try:
+        want = _run(reference, in_side, load, sigs, sigs, arrays, options, tf2_api, keras,
+                    str(wd / "in.npz") if both_tf2 else None)
+        if want.get("error") and tf2_api:
+            # tf.saved_model.load is stricter than the TF 1 loader (a Keras model's optimizer slots, say):
+            # IN's numbers come from the loader that takes IN, and OUT is held to that loader, not a stricter one
+            want = _run(reference, in_side, load, sigs, sigs, arrays, options, tf2_api=False)
+            tf2_api = both_tf2 = keras = False
+            report.notes.append("%sIN does not load with tf.saved_model.load in the reference; both sides were "
+                                "loaded with the TF 1 loader" % load.label)
+        if want.get("error"):
+            raise TranspileError("IN does not run in the reference (%s): %s; name one that runs it with "
+                                 "--reference-release or --reference-python" % (reference.label, want["error"]))
+        report.reference_tf = want.get("tf_version") or ""
+        out_sigs = [_run_as(s, out_load) for s in sigs]
+        present = [(s, o) for s, o in zip(sigs, out_sigs) if o is not None]
+        got = _run(target, out_side, out_load, [s for s, _ in present], [o for _, o in present], arrays, options,
+                   _is_tf2(options.release) and (tf2_api or not load.native_tf2), keras,
+                   str(wd / "out.npz") if both_tf2 else None)
+        report.target_tf = got.get("tf_version") or report.target_tf
+        _check_target_version(report, options)
+        checks = [_check_signature(s, o, load, out_load, arrays, want, got, options) for s, o in zip(sigs, out_sigs)]
+        if keras and not got.get("error"):
+            report.keras += _keras_checks(sigs, out_sigs, load, out_load, arrays, want, got, options, report)
+        if both_tf2:
+            _check_variables(load, want, got, wd, report)
+        return checks
+    finally:
+        shutil.rmtree(str(wd), ignore_errors=True)
+
+
+def _check_variables(load: Load, want: dict, got: dict, wd: Path, report: VerifyReport) -> None:
+    """OUT's trainable variables (wd/out.npz) against IN's (wd/in.npz) into the report: a failing check
+    when OUT's differ or cannot be read, a note when IN's cannot be or OUT was not loaded the TF 2 way."""
+    if "variables" in want and "variables" in got:
+        report.variables.append(compare_variables(load.tags, want["variables"], str(wd / "in.npz"),
+                                                  got["variables"], str(wd / "out.npz")))
+    elif "variables" in want and "variables_error" in got:
+        report.variables.append(VariablesCheck(load.tags, False, 0, len(want["variables"]), [
+            "OUT's trainable variables cannot be read in the target: %s" % got["variables_error"]]))
+    elif "variables_error" in want:
+        report.notes.append("%sIN's trainable variables cannot be read in the reference (%s): not compared"
+                            % (load.label, want["variables_error"]))
+    elif not got.get("error"):
+        report.notes.append("%sOUT is not a native TF 2 SavedModel: its trainable variables were not compared"
+                            % load.label)
+
+
+def _keras2_target(release: str) -> bool:
+    """Before TF 2.16, tf.keras is Keras 2: it loads a SavedModel with tf.keras.models.load_model."""
+    parts = release.split(".")
+    return len(parts) > 1 and parts[0] == "2" and parts[1].isdigit() and int(parts[1]) < 16
+
+
+def _keras_wanted(load: Load, options: VerifyOptions, report: VerifyReport) -> bool:
+    """Whether to run `load` the Keras way too (see VerifyOptions.keras); a note when asked but
+    not possible."""
+    if options.keras is False or (options.keras is None and not load.keras):
+        return False
+    if not load.keras and _keras2_target(options.release):
+        report.notes.append("%sIN has no Keras metadata: tf.keras.models.load_model, how TF %s loads a SavedModel "
+                            "the Keras way, needs it; the Keras check is skipped" % (load.label, options.release))
+        return False
+    return True
+
+
+def _keras_checks(sigs, out_sigs, load: Load, out_load: Load, arrays, want: dict, got: dict,
+                  options: VerifyOptions, report: VerifyReport) -> List[SignatureCheck]:
+    """Each signature run the Keras way in the target against IN's outputs in the reference; skipped
+    (with a note) where IN does not load or run the Keras way in the reference either."""
+    checks = []
+    for sig, out_sig in zip(sigs, out_sigs):
+        ref = want["steps"].get(KERAS_STEP % sig.key, {})
+        if not ref.get("ok"):
+            report.notes.append("%sIN's signature %s does not run the Keras way in the reference (%s: %s); its "
+                                "Keras check is skipped" % (load.label, sig.key, ref.get("stage", "run"),
+                                                            _first_line(ref.get("error", "not run"))))
+            continue
+        check = _check_signature(sig, out_sig, load, out_load, arrays, want, got, options, KERAS_STEP % sig.key)
+        check.via = got["steps"].get(KERAS_STEP % sig.key, {}).get("mode") or (
+            "tf.keras.models.load_model" if _keras2_target(options.release) else "keras.layers.TFSMLayer")
+        checks.append(check)
+    return checks
 
 
 def _check_target_version(report: VerifyReport, options: VerifyOptions) -> None:
@@ -248,11 +344,21 @@ def _step(sig: Signature, run_as: Signature) -> dict:
             "fetches": dict(run_as.outputs)}
 
 
-def _run(rt, side: Side, load: Load, sigs: List[Signature], run_as: List[Signature], arrays, options, tf2_api):
-    """{"tf_version", "steps"} or {"error"}: what the loader reported, never raising for the model."""
+def _keras_step(sig: Signature, run_as: Signature) -> dict:
+    """The loader step that runs `sig`'s inputs through OUT's signature `run_as` the Keras way."""
+    return {"id": KERAS_STEP % sig.key, "keras": run_as.key,
+            "inputs": {key: "%s/%s" % (sig.key, key) for key in sig.inputs}}
+
+
+def _run(rt, side: Side, load: Load, sigs: List[Signature], run_as: List[Signature], arrays, options, tf2_api,
+         keras: bool = False, variables: Optional[str] = None):
+    """{"tf_version", "steps"(, "variables")} or {"error"}: what the loader reported, never raising for the
+    model. `keras`: each signature also the Keras way; `variables`: the .npz for the trainable variables."""
     steps = [_step(s, r) for s, r in zip(sigs, run_as)]
+    if keras:
+        steps += [_keras_step(s, r) for s, r in zip(sigs, run_as) if r.declared]
     try:
-        return runner.run_plan(rt, side.plan(load, steps, tf2_api), arrays, timeout=options.timeout)
+        return runner.run_plan(rt, side.plan(load, steps, tf2_api, variables), arrays, timeout=options.timeout)
     except runner.ReleaseLoadError as exc:
         return {"error": "%s failed: %s" % (exc.stage or "load", _first_line(exc.message))}
     except runner.LoaderTimeout as exc:
@@ -272,7 +378,8 @@ def _tail(text: str) -> str:
 
 
 def _check_signature(sig: Signature, out_sig: Optional[Signature], load: Load, out_load: Load, arrays,
-                     want: dict, got: dict, options: VerifyOptions) -> SignatureCheck:
+                     want: dict, got: dict, options: VerifyOptions, got_step: Optional[str] = None) -> SignatureCheck:
+    """OUT's step `got_step` (default: signature `sig` run by its loader) against IN's signature `sig`."""
     import numpy as np
 
     check = SignatureCheck(sig.key, load.tags, False, inputs={
@@ -284,7 +391,7 @@ def _check_signature(sig: Signature, out_sig: Optional[Signature], load: Load, o
     if got.get("error"):
         check.error = "OUT: " + got["error"]
         return check
-    ref, res = want["steps"].get(sig.key, {}), got["steps"].get(sig.key, {})
+    ref, res = want["steps"].get(sig.key, {}), got["steps"].get(got_step or sig.key, {})
     if not ref.get("ok"):
         raise TranspileError("IN's signature %s does not run in the reference: %s" % (sig.key, ref.get("error")))
     if not res.get("ok"):
