@@ -149,3 +149,39 @@ def rejected_attrs(op: str, attrs: Mapping, opset: Opset,
 def target_rejects(op: str, attrs: Mapping, opset: Opset) -> bool:
     """The target lacks `op`, or knows it without an attr set here to a value other than its default."""
     return opset.op(op) is None or bool(rejected_attrs(op, attrs, opset)[1])
+
+
+#: The AttrValue field each OpDef attr type is held in ("list(...)" types: "list").
+_VALUE_FIELDS = {"string": "s", "int": "i", "float": "f", "bool": "b", "type": "type", "shape": "shape",
+                 "tensor": "tensor", "func": "func"}
+
+
+def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValue]) -> Optional[str]:
+    """What `op_def` refuses in `attrs` (a required attr missing, a value of another type), or None."""
+    for attr in op_def.attr:
+        if attr.name not in attrs:
+            if not attr.HasField("default_value"):
+                return "lacks its required attr '%s'" % attr.name
+            continue
+        held = attrs[attr.name].WhichOneof("value")
+        wanted = "list" if attr.type.startswith("list(") else _VALUE_FIELDS.get(attr.type)
+        if held not in (wanted, "placeholder") and wanted is not None:
+            return "has attr '%s' holding %s, not a %s" % (attr.name, held or "no value", attr.type)
+    return None
+
+
+def malformed_node(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue],
+                   cat: Optional[Catalog] = None) -> Optional[str]:
+    """Why no known release could load a node of `op` with `attrs` (TF checks every NodeDef against its
+    OpDef on import: "NodeDef missing attr 'body'"), or None: an attr the op requires is missing, or an
+    attr holds another kind of value than its type, in the OpDef of every release that has `op`.
+    Unknown ops (custom ops, calls of library functions) are never malformed."""
+    cat = cat or catalog()
+    newest = newest_op_def(op, cat)
+    problem = _attr_def_problem(newest, attrs) if newest is not None else None
+    if problem is None:
+        return None
+    others = [cat.op_def(op, release) for release in cat.releases]
+    if any(op_def is not None and _attr_def_problem(op_def, attrs) is None for op_def in others):
+        return None
+    return problem
