@@ -37,15 +37,21 @@ def checkpoint_files(prefix: Path) -> List[Path]:
     return v1 or ([prefix] if prefix.is_file() else [])
 
 
+def check_checkpoint(prefix: Path) -> None:
+    """Refuse a damaged V2 checkpoint (tensor_bundle.check_bundle: entries inside their shards, checksums)
+    with a one-line TranspileError, before anything copies or reads its tensors; a V1 one is not checked."""
+    if Path(str(prefix) + ".index").is_file():
+        from transpiler.io.tensor_bundle import check_bundle
+
+        check_bundle(prefix)
+
+
 def copy_checkpoint(prefix: Path, new_prefix: Path) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
 
     A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
     checksums): a damaged one is refused with a one-line error instead of being carried into OUT."""
-    if Path(str(prefix) + ".index").is_file():
-        from transpiler.io.tensor_bundle import check_bundle
-
-        check_bundle(prefix)
+    check_checkpoint(prefix)
     for src in checkpoint_files(prefix):
         shutil.copyfile(src, Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
 
