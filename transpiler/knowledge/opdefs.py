@@ -156,8 +156,10 @@ _VALUE_FIELDS = {"string": "s", "int": "i", "float": "f", "bool": "b", "type": "
                  "tensor": "tensor", "func": "func"}
 
 
-def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValue]) -> Optional[str]:
-    """What `op_def` refuses in `attrs` (a required attr missing, a value of another type), or None."""
+def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValue],
+                      inputs: Optional[int]) -> Optional[str]:
+    """What `op_def` refuses in a node of `attrs` and `inputs` data inputs (a required attr missing, a value
+    of another type, another number of inputs), or None."""
     for attr in op_def.attr:
         if attr.name not in attrs:
             if not attr.HasField("default_value"):
@@ -167,21 +169,25 @@ def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValu
         wanted = "list" if attr.type.startswith("list(") else _VALUE_FIELDS.get(attr.type)
         if held not in (wanted, "placeholder") and wanted is not None:
             return "has attr '%s' holding %s, not a %s" % (attr.name, held or "no value", attr.type)
+    expected = expected_inputs(op_def, attrs) if inputs is not None else None
+    if expected is not None and expected != inputs:
+        return "has %d data input(s), its op takes %d" % (inputs, expected)
     return None
 
 
-def malformed_node(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue],
+def malformed_node(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue], inputs: Optional[int] = None,
                    cat: Optional[Catalog] = None) -> Optional[str]:
-    """Why no known release could load a node of `op` with `attrs` (TF checks every NodeDef against its
-    OpDef on import: "NodeDef missing attr 'body'"), or None: an attr the op requires is missing, or an
-    attr holds another kind of value than its type, in the OpDef of every release that has `op`.
+    """Why no known release could load a node of `op` with `attrs` and `inputs` data inputs (TF checks
+    every NodeDef against its OpDef on import: "NodeDef missing attr 'body'"), or None: an attr the op
+    requires is missing, an attr holds another kind of value than its type, or the number of inputs is not
+    the one the OpDef and attrs give, in the OpDef of every release that has `op`.
     Unknown ops (custom ops, calls of library functions) are never malformed."""
     cat = cat or catalog()
     newest = newest_op_def(op, cat)
-    problem = _attr_def_problem(newest, attrs) if newest is not None else None
+    problem = _attr_def_problem(newest, attrs, inputs) if newest is not None else None
     if problem is None:
         return None
     others = [cat.op_def(op, release) for release in cat.releases]
-    if any(op_def is not None and _attr_def_problem(op_def, attrs) is None for op_def in others):
+    if any(op_def is not None and _attr_def_problem(op_def, attrs, inputs) is None for op_def in others):
         return None
     return problem

@@ -107,15 +107,16 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
 
 
 def refuse_malformed(model: Model) -> None:
-    """A node no release could load (a required attr missing, an attr of the wrong type: a damaged model)
-    is bad input, refused with one line naming it before any pass looks at it."""
+    """A node no release could load (a required attr missing, an attr of the wrong type, inputs its op does
+    not take: a damaged model) is bad input, refused with one line naming it before any pass looks at it."""
     cat = catalog()
     for mg in model.meta_graphs:
         graph = mg.graph_def
         bodies = [(None, graph.node)] + [(f.signature.name, f.node_def) for f in graph.library.function]
         for function, nodes in bodies:
             for node in nodes:
-                problem = opdefs.malformed_node(node.op, node.attr, cat)
+                inputs = sum(1 for i in node.input if not i.startswith("^"))
+                problem = opdefs.malformed_node(node.op, node.attr, inputs, cat)
                 if problem is not None:
                     where = "function %s, node %s" % (function, node.name) if function else "node %s" % node.name
                     raise TranspileError("%s: not a valid model: %s (%s) %s" % (model.graph_file, where, node.op,
