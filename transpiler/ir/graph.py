@@ -316,12 +316,14 @@ class Graph:
         self._refuse_dangling(node_defs, where)
 
     def _refuse_dangling(self, node_defs: List[node_def_pb2.NodeDef], where: str) -> None:
-        dangling = {name for name, data in self.nx.nodes(data=True) if "node" not in data}
-        if not dangling:
-            return
-        nd = next(nd for nd in node_defs if any(i.lstrip("^").split(":")[0] in dangling for i in nd.input))
-        ghost = next(i for i in nd.input if i.lstrip("^").split(":")[0] in dangling)
-        raise TranspileError("not a valid graph: %s, node %s: input %r names no node" % (where, nd.name, ghost))
+        """The edges from a name no NodeDef defines (networkx added the name itself) make a TranspileError."""
+        for name, data in self.nx.nodes(data=True):
+            if "node" in data:
+                continue
+            _, reader, (kind, index) = next(iter(self.nx.out_edges(name, keys=True)))
+            nd = next(nd for nd in reversed(node_defs) if nd.name == reader)
+            ghost = [i for i in nd.input if not i.startswith("^")][index] if kind == "data" else "^" + name
+            raise TranspileError("not a valid graph: %s, node %s: input %r names no node" % (where, reader, ghost))
 
 
 class Function(Graph):
