@@ -61,6 +61,13 @@ def test_attrs_every_release_accepts_are_not_refused(cli, tmp_path):
     assert cli(graph, tmp_path / "out.pbtxt", "--to", "1.8").returncode == 0
 
 
+def test_node_with_inputs_its_op_does_not_take_is_bad_input(cli, tmp_path):
+    """Was IndexError in checkpoint_names (a save function's Identity with its input deleted)."""
+    graph = write_graph(tmp_path / "g.pbtxt", X + 'node { name: "y" op: "Mul" input: "x" '
+                                                  'attr { key: "T" value { type: DT_FLOAT } } }')
+    one_line(cli(graph, tmp_path / "out.pbtxt", "--to", "1.8"), 2, "node y (Mul) has 1 data input(s), its op takes 2")
+
+
 # ---- tensor names (ValueError: invalid literal for int() ... 'out:x') ----------------------------
 
 @pytest.mark.parametrize("name", ["x:abc", "x:out:x", "x:-1", "x:", ":0"])
@@ -71,10 +78,11 @@ def test_input_that_is_not_a_tensor_name_is_bad_input(cli, tmp_path, name):
         one_line(cli(*command), 2, "not a valid graph: the graph, node y: input %r is not a tensor name" % name)
 
 
-@pytest.mark.parametrize("name", ["ghost", "^ghost", "ghost:3"])
+@pytest.mark.parametrize("name", ["ghost", "^ghost", "ghost:3", "^x:1"])
 def test_input_naming_no_node_is_bad_input(cli, tmp_path, name):
-    graph = write_graph(tmp_path / "g.pbtxt", X + 'node { name: "y" op: "Identity" input: "x" input: "%s" '
-                                                  'attr { key: "T" value { type: DT_FLOAT } } }' % name)
+    inputs = ["x", name] if not name.startswith("^") else ["x", "x", name]
+    graph = write_graph(tmp_path / "g.pbtxt", X + 'node { name: "y" op: "Add" %s attr { key: "T" value { type: DT_FLOAT } } }'
+                        % " ".join('input: "%s"' % i for i in inputs))
     one_line(cli(graph, tmp_path / "out.pbtxt", "--to", "1.8"), 2, "node y: input %r names no node" % name)
 
 
