@@ -21,7 +21,7 @@ a wall timeout and an address-space limit, and classifies what happened:
     no OUT after success          exit 0 without OUT
     fuzzer error                  the fuzzer itself failed on the case (its bug, still counted)
 
-Everything about a case derives from (seed, index): ``tools/fuzz.py --seed S --only I``
+Everything about a case derives from (seed, index) (protobuf maps are visited in sorted order): ``tools/fuzz.py --seed S --only I``
 reruns one case. tests/test_fuzz.py runs a CI subset; tools/fuzz.py is the long run.
 """
 
@@ -257,12 +257,17 @@ def _random_node(work: Work, graphs, with_inputs: bool = False):
     return work.rng.choice(nodes) if nodes else None
 
 
+def _random_input(work: Work, graphs):
+    """(a node that has inputs, the index of one of them), or (None, None)."""
+    node = _random_node(work, graphs, with_inputs=True)
+    return (node, work.rng.randrange(len(node.input))) if node is not None else (None, None)
+
+
 @_structural
 def drop_input(work: Work, metas, graphs) -> str:
-    node = _random_node(work, graphs, with_inputs=True)
+    node, i = _random_input(work, graphs)
     if node is None:
         return "no node with inputs"
-    i = work.rng.randrange(len(node.input))
     removed = node.input[i]
     del node.input[i]
     return "deleted input %d (%s) of %s" % (i, removed, node.name)
@@ -270,10 +275,9 @@ def drop_input(work: Work, metas, graphs) -> str:
 
 @_structural
 def rename_input(work: Work, metas, graphs) -> str:
-    node = _random_node(work, graphs, with_inputs=True)
+    node, i = _random_input(work, graphs)
     if node is None:
         return "no node with inputs"
-    i = work.rng.randrange(len(node.input))
     base = node.input[i].lstrip("^").split(":")[0]
     node.input[i] = work.rng.choice([base + ":abc", base + ":-1", base + ":99999999999999999999", base + ":",
                                      ":0", "^" + base + ":1", base + ":out:x", base + ":0:0"])
@@ -303,9 +307,9 @@ def _huge_shape(work: Work, shape) -> str:
 def huge_shape(work: Work, metas, graphs) -> str:
     """Huge or negative dims in a Const's tensor_shape, a shape attr, or a signature's TensorInfo."""
     consts = [n for g in graphs for n in _all_nodes(g) if n.op == "Const" and "value" in n.attr]
-    shaped = [(n, k) for g in graphs for n in _all_nodes(g) for k in n.attr if n.attr[k].HasField("shape")]
-    infos = [info for m in metas for s in m.signature_def.values() for info in list(s.inputs.values())
-             + list(s.outputs.values())]
+    shaped = [(n, k) for g in graphs for n in _all_nodes(g) for k in sorted(n.attr) if n.attr[k].HasField("shape")]
+    infos = [s.inputs[k] for m in metas for _, s in sorted(m.signature_def.items()) for k in sorted(s.inputs)]
+    infos += [s.outputs[k] for m in metas for _, s in sorted(m.signature_def.items()) for k in sorted(s.outputs)]
     choices = [c for c in ("const", "attr", "signature") if {"const": consts, "attr": shaped, "signature": infos}[c]]
     which = work.rng.choice(choices) if choices else None
     if which == "const":
@@ -388,10 +392,10 @@ def signature_missing_node(work: Work, metas, graphs) -> str:
         node.name = work.rng.choice(["", "a:b", "x" * 5000, "^c", node.name + "/"])
         return "renamed a node to %r" % node.name[:20]
     meta = work.rng.choice(metas)
-    key = work.rng.choice(list(meta.signature_def) + ["fuzz"])
+    key = work.rng.choice(sorted(meta.signature_def) + ["fuzz"])
     signature = meta.signature_def[key]
     where = signature.outputs if work.rng.random() < 0.5 else signature.inputs
-    entry = work.rng.choice(list(where) + ["fuzz"])
+    entry = work.rng.choice(sorted(where) + ["fuzz"])
     where[entry].name = work.rng.choice(["missing:0", "missing", "", ":0", "x:abc", "^y"])
     if work.rng.random() < 0.3:
         where[entry].dtype = 9999
@@ -442,7 +446,7 @@ def graph_damage(work: Work, metas, graphs) -> str:
     elif how == "self-control":
         node.input.append("^" + node.name)
     elif how == "attr-type":
-        key = work.rng.choice(list(node.attr) or ["T"])
+        key = work.rng.choice(sorted(node.attr) or ["T"])
         value = node.attr[key]
         choice = work.rng.choice(["s", "i", "list", "func", "tensor", "placeholder"])
         value.Clear()
@@ -485,11 +489,11 @@ def graph_damage(work: Work, metas, graphs) -> str:
         tensor = work.rng.choice(consts).attr["value"].tensor
         tensor.tensor_content = b"\x01" * work.rng.choice([1, 3, 7, 4097])
     elif how == "unknown-dtype":
-        for key in node.attr:
+        for key in sorted(node.attr):
             if node.attr[key].HasField("type"):
                 node.attr[key].type = work.rng.choice([0, 999, 101, 120])
     else:
-        for key in list(node.attr)[:1]:
+        for key in sorted(node.attr)[:1]:
             del node.attr[key]
     return "%s on %s" % (how, node.name)
 
