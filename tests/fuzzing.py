@@ -724,6 +724,12 @@ class Result:
         data["repro"] = self.repro()
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Result":
+        """The inverse of `to_dict` (tools/fuzz.py --merge)."""
+        fields = {k: v for k, v in data.items() if k not in ("case", "repro")}
+        return cls(case=Case(**data["case"]), **fields)
+
 
 def build_case(seed: int, index: int, root: Path, allow_upgrade: bool = True) -> Tuple[Case, Work]:
     """Lay out case `index` of `seed` under `root` (created) and return it with its work area."""
