@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import List, Mapping, Optional, Tuple
 
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
+from transpiler.ir.attrs import value_field
 from transpiler.knowledge.releases import Catalog, Opset, catalog
 
 OpDef = op_def_pb2.OpDef
@@ -151,11 +152,6 @@ def target_rejects(op: str, attrs: Mapping, opset: Opset) -> bool:
     return opset.op(op) is None or bool(rejected_attrs(op, attrs, opset)[1])
 
 
-#: The AttrValue field each OpDef attr type is held in ("list(...)" types: "list").
-_VALUE_FIELDS = {"string": "s", "int": "i", "float": "f", "bool": "b", "type": "type", "shape": "shape",
-                 "tensor": "tensor", "func": "func"}
-
-
 def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValue],
                       inputs: Optional[int]) -> Optional[str]:
     """What `op_def` refuses in a node of `attrs` and `inputs` data inputs (a required attr missing, a value
@@ -166,7 +162,7 @@ def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValu
                 return "lacks its required attr '%s'" % attr.name
             continue
         held = attrs[attr.name].WhichOneof("value")
-        wanted = "list" if attr.type.startswith("list(") else _VALUE_FIELDS.get(attr.type)
+        wanted = value_field(attr.type)
         if held not in (wanted, "placeholder") and wanted is not None:
             return "has attr '%s' holding %s, not a %s" % (attr.name, held or "no value", attr.type)
     expected = expected_inputs(op_def, attrs) if inputs is not None else None
