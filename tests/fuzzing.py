@@ -15,6 +15,7 @@ a wall timeout and an address-space limit, and classifies what happened:
                                   (exit 1 of a conversion: the report, then that line last;
                                   check and explain print their report on stdout)
     IN changed                    a path, byte, mode, mtime or link target of the IN tree changed
+                                  (a model file: of what was in its directory before the run)
     outside bytes in OUT          the secret marker planted outside IN appears in what was written
     temp left                     a .tf-transpile-* temporary beside OUT after the run
     OUT after failure             a non-zero exit left a new or changed OUT
@@ -867,6 +868,18 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def in_changes(work: Work, before: Dict[str, tuple]) -> List[str]:
+    """The entries of the IN tree that changed (or appeared, or went) since `before`.
+
+    A SavedModel directory is IN as a whole. A model file is IN with what it reads beside it, not the
+    directory it sits in: an OUT written next to it (`model.pb` -> `model_tf18.pb`) is no change to IN,
+    so there only the entries that existed before count (and not the directory's own mtime)."""
+    after = tree_state(work.in_tree)
+    if work.seed.kind == "saved_model":
+        return sorted(set(after) ^ set(before) | {k for k in after if k in before and after[k] != before[k]})
+    return sorted(k for k, v in before.items() if k != str(work.in_tree) and after.get(k) != v)
+
+
 def _findings(work: Work, code: Optional[int], stderr: str, rss: float, memory: int, in_before, out_before) -> List[str]:
     """Every bad outcome of the run, most serious first ("outcome: detail")."""
     found = []
@@ -886,9 +899,8 @@ def _findings(work: Work, code: Optional[int], stderr: str, rss: float, memory: 
         found.append("stderr not one line: %d lines" % len(lines))
     if code == 1 and work.action == "convert" and (not lines or not lines[-1].startswith(ERROR_PREFIX)):
         found.append("stderr not one line: exit 1 does not end with the error line")
-    if tree_state(work.in_tree) != in_before:
-        after = tree_state(work.in_tree)
-        changed = sorted(set(after) ^ set(in_before) | {k for k in after if k in in_before and after[k] != in_before[k]})
+    changed = in_changes(work, in_before)
+    if changed:
         found.append("IN changed: %s" % ", ".join(_short(Path(p), work.root) for p in changed[:3]))
     written = _written(work)
     leaks = _contains_marker(written, work.marker, work.in_tree)
