@@ -805,11 +805,13 @@ def _lexists(path: Path) -> bool:
 
 
 def _contains_marker(paths: List[Path], marker: bytes, in_tree: Path) -> List[str]:
+    """The files (or links to files) under `paths` holding `marker`, leaving out the IN tree (an OUT that is
+    IN's parent holds IN, and IN's own links: "IN changed" and the tool's link check are about those)."""
     hits = []
     for top in paths:
-        if in_tree == top or in_tree in top.parents:
-            continue  # inside IN: IN changed says it
         for p in [top] + (sorted(top.rglob("*")) if top.is_dir() and not top.is_symlink() else []):
+            if in_tree == p or in_tree in p.parents:
+                continue
             try:
                 if p.is_file() and marker in p.read_bytes():
                     hits.append(str(p))

@@ -13,7 +13,7 @@ import pytest
 import fuzzing
 
 #: CI: cases, seed, per-case wall timeout (a clean case takes about 2 s of CPU).
-CI_CASES, CI_SEED, CI_TIMEOUT = 120, 13, 30.0
+CI_CASES, CI_SEED, CI_TIMEOUT = 100, 13, 30.0
 LONG_CASES, LONG_SEED = 1000, 1
 
 
@@ -58,3 +58,13 @@ def test_classifier_sees_what_it_must(tmp_path):
     assert "outside bytes in OUT" in kinds or not work.out.is_dir()
     assert fuzzing._findings(work, 3, "Traceback (most recent call last):\n", 1.0, fuzzing.GIB,
                              fuzzing.tree_state(work.in_tree), {})[0].startswith("exit 3")
+
+
+def test_classifier_leaves_in_out_of_the_leak_check(tmp_path):
+    """OUT the parent of IN (refused) holds IN, and IN a link to the secret: no leak into OUT."""
+    case, work = fuzzing.build_case(CI_SEED, 1, tmp_path / "c")
+    (work.in_tree / "linked").symlink_to(work.outside / "secret.txt")
+    assert fuzzing._contains_marker([work.in_tree.parent], work.marker, work.in_tree) == []
+    (work.in_tree.parent / "leak").symlink_to(work.outside / "secret.txt")
+    assert fuzzing._contains_marker([work.in_tree.parent], work.marker, work.in_tree) == [
+        str(work.in_tree.parent / "leak")]
