@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from transpiler.errors import TranspileError
+from transpiler.io.checkpoints import check_checkpoint
 from transpiler.io.protos import attr_value_pb2, types_pb2
 from transpiler.io.readers import Kind, Model
 from transpiler.ir.graph import GraphDefIR, Tensor
@@ -239,7 +240,7 @@ def build_saved_model(plan: Plan, out: Path) -> Optional[str]:
     root = tf.__internal__.tracking.AutoTrackable()
     root.vars = {}
     handles = {}
-    reader = tf.train.load_checkpoint(str(plan.checkpoint)) if any(v.key for v in plan.variables) else None
+    reader = _checkpoint_reader(tf, plan.checkpoint) if any(v.key for v in plan.variables) else None
     for spec in plan.variables:
         value = _value(tf, reader, spec)
         with tf.init_scope():
@@ -305,6 +306,15 @@ def _deterministic_fingerprint(path: Path) -> None:
     content = fingerprint.SerializeToString(deterministic=True)
     fingerprint.uuid = str(int.from_bytes(hashlib.sha256(content).digest()[:16], "big"))
     path.write_bytes(fingerprint.SerializeToString())
+
+
+def _checkpoint_reader(tf, prefix: Path):
+    """TF's reader of the checkpoint at `prefix`; a damaged checkpoint is a one-line TranspileError."""
+    check_checkpoint(prefix)
+    try:
+        return tf.train.load_checkpoint(str(prefix))
+    except (ValueError, tf.errors.OpError) as exc:
+        raise TranspileError("%s: corrupt checkpoint (%s)" % (prefix, str(exc).splitlines()[0])) from None
 
 
 def _value(tf, reader, spec: VariableSpec):

@@ -159,7 +159,9 @@ def checkpoint_prefix(out: Path) -> Path:
 
 
 def check_output_path(model_path: Path, out: Path, force: bool) -> None:
-    """Refuse before any work is done: OUT exists, or OUT is (inside) the input."""
+    """Refuse before any work is done: OUT exists, or OUT is (inside) the input, or a name the file
+    system cannot hold (OUT's own, or for a *.meta OUT its checkpoint's, `OUT.data-00000-of-00001`)."""
+    _check_name_lengths(Path(out))
     src, dst = Path(model_path).resolve(), Path(out).resolve()
     if dst == src or src in dst.parents or dst in src.parents:
         # OUT inside IN, or IN inside OUT: replacing OUT (--force) would delete the input
@@ -170,6 +172,25 @@ def check_output_path(model_path: Path, out: Path, force: bool) -> None:
         raise TranspileError("checkpoint %s.* already exists (use --force to replace it)" % checkpoint_prefix(out))
     if not dst.parent.is_dir():
         raise TranspileError("output directory %s does not exist" % dst.parent)
+
+
+#: The longest checkpoint file suffix written beside a *.meta OUT's prefix.
+_CHECKPOINT_SUFFIX = ".data-00000-of-00001"
+
+
+def _check_name_lengths(out: Path) -> None:
+    """Each name in OUT's path, and each one written for it, fits the file system's limit on a name
+    (NAME_MAX, 255 bytes on Linux)."""
+    names = list(out.parts) + ([checkpoint_prefix(out).name + _CHECKPOINT_SUFFIX] if output_kind(out) is Kind.META_GRAPH
+                          else [])
+    try:
+        limit = os.pathconf(out.parent if out.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for name in names:
+        if len(os.fsencode(name)) > limit:
+            raise TranspileError("output %s: the name %s is longer than the %d bytes a file name may have here"
+                                 % (out, name[:40] + "..." if len(name) > 40 else name, limit))
 
 
 #: Temporary directories beside OUT: short (an OUT name near the 255-byte limit still fits) and

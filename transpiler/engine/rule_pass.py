@@ -167,6 +167,11 @@ class RulePass:
                 source_node = producer(graph, inputs[int(index)]) if int(index) < len(inputs) else None
                 if source_node is None or source_node.op not in (wanted if isinstance(wanted, list) else [wanted]):
                     return False
+        for index, ranks in (match.get("not_input_ranks") or {}).items():
+            inputs = graph.inputs(node.name)
+            shape = known_shape(graph, inputs[int(index)]) if int(index) < len(inputs) else None
+            if shape is not None and len(shape) in (ranks if isinstance(ranks, list) else [ranks]):
+                return False
         unused = match.get("unused_outputs") or []
         return not (unused and self._used_flat_outputs(graph, node) & set(unused))
 
@@ -334,8 +339,13 @@ def _show(value) -> str:
     return "%r" % (plain(value),) if value is not None else "unset"
 
 
+#: Internal attrs a decomposition may set besides its OpDef's (TF checks no `_` attr against the OpDef),
+#: by type: `_output_shapes` records what a node's outputs are (e.g. the rank match.not_input_ranks reads).
+INTERNAL_ATTRS = {"_output_shapes": "list(shape)"}
+
+
 def _attr_type(op_def, attr: str) -> str:
-    found = opdefs.attr_type(op_def, attr)
+    found = INTERNAL_ATTRS.get(attr) or opdefs.attr_type(op_def, attr)
     if found is None:
         raise AttrError("op %s has no attr '%s'" % (op_def.name if op_def else "?", attr))
     return found

@@ -39,6 +39,15 @@ def checkpoint_files(prefix: Path) -> List[Path]:
     return v1 or ([prefix] if prefix.is_file() else [])
 
 
+def check_checkpoint(prefix: Path) -> None:
+    """Refuse a damaged V2 checkpoint (tensor_bundle.check_bundle: entries inside their shards, checksums)
+    with a one-line TranspileError, before anything copies or reads its tensors; a V1 one is not checked."""
+    if Path(str(prefix) + ".index").is_file():
+        from transpiler.io.tensor_bundle import check_bundle
+
+        check_bundle(prefix)
+
+
 def copy_checkpoint(prefix: Path, new_prefix: Path, uncompressed_index: bool = False,
                     progress: Optional[Progress] = None) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
@@ -48,10 +57,10 @@ def copy_checkpoint(prefix: Path, new_prefix: Path, uncompressed_index: bool = F
     With `uncompressed_index`, a V2 index with snappy-compressed blocks is written anew
     uncompressed (same keys and entries, data shards copied), for readers built without snappy.
     `progress` hears of the bytes copied."""
+    check_checkpoint(prefix)
     if Path(str(prefix) + ".index").is_file():
         from transpiler.io import tensor_bundle
 
-        tensor_bundle.check_bundle(prefix)
         index = tensor_bundle.index_filename(prefix)
         if uncompressed_index and tensor_bundle.is_compressed(index):
             _, entries = tensor_bundle.read_index(index)

@@ -23,6 +23,12 @@ _SCALAR_FIELDS = {"int": "i", "float": "f", "bool": "b", "string": "s", "type": 
                   "tensor": "tensor", "func": "func"}
 
 
+def value_field(attr_type: str) -> Optional[str]:
+    """The AttrValue field (of its `value` oneof) holding an attr of OpDef type `attr_type`: "list" for the
+    list types, None for a type this table does not know."""
+    return "list" if attr_type.startswith("list(") else _SCALAR_FIELDS.get(attr_type)
+
+
 class AttrError(ValueError):
     """A value that does not fit the attr's type."""
 

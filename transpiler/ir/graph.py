@@ -21,6 +21,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 import networkx as nx
 from google.protobuf import unknown_fields
 
+from transpiler.errors import TranspileError
 from transpiler.io.protos import function_pb2, graph_pb2, node_def_pb2
 from transpiler.ir.attrs import types_attr
 
@@ -40,9 +41,17 @@ class Tensor:
 
     @classmethod
     def parse(cls, text: str, in_function: bool = False) -> "Tensor":
-        name, _, rest = text.partition(":")
-        if not rest:
+        """`node` or `node:N` (a graph), `arg`, `node` or `node:out_arg:N` (a function body); ValueError
+        for anything else (`x:abc`, `x:-1`, `x:`, an empty name)."""
+        name, colon, rest = text.partition(":")
+        if not name:
+            raise ValueError("%r is not a tensor name (no node)" % text)
+        if not colon:
             return cls(name, None if in_function else 0)
+        arg, _, index = rest.rpartition(":") if in_function else ("", "", rest)
+        if not (index.isascii() and index.isdigit() and int(index) < 2 ** 31) or (in_function and not arg):
+            raise ValueError("%r is not a tensor name (%s)" % (text, "node:out_arg:index" if in_function
+                                                                  else "node:index"))
         return cls(name, rest if in_function else int(rest))
 
     def __str__(self) -> str:
@@ -287,7 +296,9 @@ class Graph:
             nd.attr[key].CopyFrom(value)
         return nd
 
-    def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef]) -> None:
+    def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef], where: str) -> None:
+        """Add the nodes and their edges; an input that is not a tensor name, or names no node (TF's
+        importer refuses both), is a TranspileError naming `where`, the node and the input."""
         node_defs = list(node_defs)
         for nd in node_defs:
             self.nx.add_node(nd.name, node=Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd)))
@@ -295,10 +306,24 @@ class Graph:
             inputs = list(nd.input)
             data = [i for i in inputs if not i.startswith("^")]
             control = [i[1:] for i in inputs if i.startswith("^")]
-            if self.nx._pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
-                self.set_inputs(nd.name, data, control)
-            else:
-                self.nx.add_edges_from(self._input_edges(nd.name, data, control))
+            try:
+                if self.nx._pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
+                    self.set_inputs(nd.name, data, control)
+                else:
+                    self.nx.add_edges_from(self._input_edges(nd.name, data, control))
+            except ValueError as exc:
+                raise TranspileError("not a valid graph: %s, node %s: input %s" % (where, nd.name, exc)) from None
+        self._refuse_dangling(node_defs, where)
+
+    def _refuse_dangling(self, node_defs: List[node_def_pb2.NodeDef], where: str) -> None:
+        """The edges from a name no NodeDef defines (networkx added the name itself) make a TranspileError."""
+        for name, data in self.nx.nodes(data=True):
+            if "node" in data:
+                continue
+            _, reader, (kind, index) = next(iter(self.nx.out_edges(name, keys=True)))
+            nd = next(nd for nd in reversed(node_defs) if nd.name == reader)
+            ghost = [i for i in nd.input if not i.startswith("^")][index] if kind == "data" else "^" + name
+            raise TranspileError("not a valid graph: %s, node %s: input %r names no node" % (where, reader, ghost))
 
 
 class Function(Graph):
@@ -338,8 +363,12 @@ class Function(Graph):
         fn = cls(header)
         for arg in fdef.signature.input_arg:
             fn.nx.add_node(arg.name, node=Node(arg.name, ARG_OP))
-        fn._lift_node_defs(fdef.node_def)
-        fn.ret = {k: Tensor.parse(v, True) for k, v in fdef.ret.items()}
+        where = "function %s" % fdef.signature.name
+        fn._lift_node_defs(fdef.node_def, where)
+        try:
+            fn.ret = {k: Tensor.parse(v, True) for k, v in fdef.ret.items()}
+        except ValueError as exc:
+            raise TranspileError("not a valid graph: %s: a return value %s" % (where, exc)) from None
         fn.control_ret = dict(fdef.control_ret.items())
         return fn
 
@@ -376,7 +405,7 @@ class GraphDefIR(Graph):
         if graph_def.HasField("library"):
             header.library.ClearField("function")
         ir = cls(header)
-        ir._lift_node_defs(graph_def.node)
+        ir._lift_node_defs(graph_def.node, "the graph")
         ir.functions = {f.signature.name: Function.lift(f) for f in graph_def.library.function}
         return ir
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import List, Mapping, Optional, Tuple
 
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
+from transpiler.ir.attrs import value_field
 from transpiler.knowledge.releases import Catalog, Opset, catalog
 
 OpDef = op_def_pb2.OpDef
@@ -149,3 +150,40 @@ def rejected_attrs(op: str, attrs: Mapping, opset: Opset,
 def target_rejects(op: str, attrs: Mapping, opset: Opset) -> bool:
     """The target lacks `op`, or knows it without an attr set here to a value other than its default."""
     return opset.op(op) is None or bool(rejected_attrs(op, attrs, opset)[1])
+
+
+def _attr_def_problem(op_def: OpDef, attrs: Mapping[str, attr_value_pb2.AttrValue],
+                      inputs: Optional[int]) -> Optional[str]:
+    """What `op_def` refuses in a node of `attrs` and `inputs` data inputs (a required attr missing, a value
+    of another type, another number of inputs), or None."""
+    for attr in op_def.attr:
+        if attr.name not in attrs:
+            if not attr.HasField("default_value"):
+                return "lacks its required attr '%s'" % attr.name
+            continue
+        held = attrs[attr.name].WhichOneof("value")
+        wanted = value_field(attr.type)
+        if held not in (wanted, "placeholder") and wanted is not None:
+            return "has attr '%s' holding %s, not a %s" % (attr.name, held or "no value", attr.type)
+    expected = expected_inputs(op_def, attrs) if inputs is not None else None
+    if expected is not None and expected != inputs:
+        return "has %d data input(s), its op takes %d" % (inputs, expected)
+    return None
+
+
+def malformed_node(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue], inputs: Optional[int] = None,
+                   cat: Optional[Catalog] = None) -> Optional[str]:
+    """Why no known release could load a node of `op` with `attrs` and `inputs` data inputs (TF checks
+    every NodeDef against its OpDef on import: "NodeDef missing attr 'body'"), or None: an attr the op
+    requires is missing, an attr holds another kind of value than its type, or the number of inputs is not
+    the one the OpDef and attrs give, in the OpDef of every release that has `op`.
+    Unknown ops (custom ops, calls of library functions) are never malformed."""
+    cat = cat or catalog()
+    newest = newest_op_def(op, cat)
+    problem = _attr_def_problem(newest, attrs, inputs) if newest is not None else None
+    if problem is None:
+        return None
+    others = [cat.op_def(op, release) for release in cat.releases]
+    if any(op_def is not None and _attr_def_problem(op_def, attrs, inputs) is None for op_def in others):
+        return None
+    return problem

@@ -20,6 +20,7 @@ from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.io.protos import meta_graph_pb2
 from transpiler.io.readers import Kind, Model, read_model
 from transpiler.ir.graph import GraphDefIR, lift
+from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
 from transpiler.passes.base import Context, PassLog, run_passes
@@ -86,6 +87,7 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
     """Run the pipeline for `options.to` on every graph of `model` and validate; writes nothing."""
     opset = catalog().opset(options.to)
     rules = load_rules(list(options.rule_files))
+    refuse_malformed(model)
     notes = []
     if options.output_form == "saved_model" and tf2_native.wants_tf2_backend(model, opset):
         if len(model.meta_graphs) == 1 or options.tags:
@@ -103,6 +105,23 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
     report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings],
                     notes + log.notes, log.passes)
     return Plan(model, opset, options, report, irs)
+
+
+def refuse_malformed(model: Model) -> None:
+    """A node no release could load (a required attr missing, an attr of the wrong type, inputs its op does
+    not take: a damaged model) is bad input, refused with one line naming it before any pass looks at it."""
+    cat = catalog()
+    for mg in model.meta_graphs:
+        graph = mg.graph_def
+        bodies = [(None, graph.node)] + [(f.signature.name, f.node_def) for f in graph.library.function]
+        for function, nodes in bodies:
+            for node in nodes:
+                inputs = sum(1 for i in node.input if not i.startswith("^"))
+                problem = opdefs.malformed_node(node.op, node.attr, inputs, cat)
+                if problem is not None:
+                    where = "function %s, node %s" % (function, node.name) if function else "node %s" % node.name
+                    raise TranspileError("%s: not a valid model: %s (%s) %s" % (model.graph_file, where, node.op,
+                                                                                 problem))
 
 
 def _every_tag_set_kept(model: Model, options: ConvertOptions) -> str:
