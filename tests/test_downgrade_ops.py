@@ -1,7 +1,8 @@
 """Ops real models use that old releases lack (issue 10, item 8), end to end: tiny tf.compat.v1
 SavedModels built by the host TF that use tf.searchsorted (UpperBound/LowerBound), sparse segment
 reductions with num_segments / int64 ids and their gradient (SparseSegmentSumGrad), and Keras optimizer
-updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), converted for TF 1.8 (and 1.4) and
+updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), and tf.strings length/lower/upper,
+converted for TF 1.8 and 1.4 and
 verified in the real release against the host."""
 
 import json
@@ -83,8 +84,18 @@ def _optimizer_updates(tf):
     return {"grad": grad}, reads
 
 
+def _strings(tf):
+    s = tf.compat.v1.placeholder(tf.string, [None], name="s")
+    return {"s": s}, {"bytes": tf.strings.length(s), "chars": tf.strings.length(s, unit="UTF8_CHAR"),
+                      "lower": tf.strings.lower(s), "upper": tf.strings.upper(s)}
+
+
+#: Mixed case, UTF-8 (non-ASCII letters stay as they are), a NUL byte, empty strings (one last).
+STRINGS = ["Hello World", "", "HÉLLO Straße", "日本語 abc", "\0Az@[`{", ""]
+
 MODELS = {"search_segments": (_search_and_segments, SEARCH_SEGMENT_OPS),
-          "optimizers": (_optimizer_updates, OPTIMIZER_OPS)}
+          "optimizers": (_optimizer_updates, OPTIMIZER_OPS),
+          "strings": (_strings, ("StringLength", "StringLower", "StringUpper"))}
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -100,16 +111,30 @@ def test_new_ops_are_rewritten_for_old_releases(model, tmp_path):
 
 @pytest.mark.real_runtime("1.8", "1.4")
 @pytest.mark.parametrize("release", ["1.8", pytest.param("1.4", marks=pytest.mark.full_matrix)])
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", ["optimizers", "search_segments"])
 def test_converted_model_computes_the_same_in_the_real_release(model, release, tf_release, cli, tmp_path):
     tf_release(release)
     build, _ = MODELS[model]
     path = _saved_model(tmp_path / model, build)
     out = tmp_path / ("%s_tf%s" % (model, release))
-    done = cli(path, out, "--to", release, "--verify", "--format", "json")
+    _convert_and_verify(cli, path, out, release, {"search_segments": 6, "optimizers": 7}[model])
+
+
+@pytest.mark.real_runtime("1.4", "1.8")
+@pytest.mark.parametrize("release", ["1.4", pytest.param("1.8", marks=pytest.mark.full_matrix)])
+def test_string_ops_compute_the_same_bytes_in_the_real_release(release, tf_release, cli, tmp_path):
+    tf_release(release)
+    path = _saved_model(tmp_path / "strings", _strings)
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"s": STRINGS}))
+    _convert_and_verify(cli, path, tmp_path / ("strings_tf" + release), release, 4, "--inputs-file", inputs)
+
+
+def _convert_and_verify(cli, path, out, release, outputs, *options):
+    done = cli(path, out, "--to", release, "--verify", "--format", "json", *options)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)["verify"]
     assert report["ok"], report["summary"]
-    assert len(report["signatures"][0]["outputs"]) == {"search_segments": 6, "optimizers": 7}[model], report
+    assert len(report["signatures"][0]["outputs"]) == outputs, report
     opset = catalog().opset(release)
     assert not [op for op in op_histogram(out) if not opset.has_op(op)]
