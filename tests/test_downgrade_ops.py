@@ -138,3 +138,37 @@ def _convert_and_verify(cli, path, out, release, outputs, *options):
     assert len(report["signatures"][0]["outputs"]) == outputs, report
     opset = catalog().opset(release)
     assert not [op for op in op_histogram(out) if not opset.has_op(op)]
+
+
+def _cond_gradient(tf):
+    """tf.cond with control flow v2 and its gradient: cond_v2 hands the branch intermediates the gradient
+    needs out of the If as Optionals (OptionalFromValue, unwrapped by OptionalGetValue in the gradient's If)."""
+    v1 = tf.compat.v1
+    v1.enable_control_flow_v2()
+    try:
+        x = v1.placeholder(tf.float32, [3], name="x")
+        p = v1.placeholder(tf.bool, [], name="p")
+        y = tf.cond(p, lambda: tf.sin(x) * x, lambda: tf.exp(x) + 1.0)
+        return {"x": x, "p": p}, {"y": y, "g": tf.gradients(y, x)[0]}
+    finally:
+        v1.disable_control_flow_v2()
+
+
+def test_cond_v2_optionals_become_the_tensors_they_wrap(tmp_path):
+    path = _saved_model(tmp_path / "cond", _cond_gradient)
+    ops = op_histogram(path)
+    assert ops["OptionalFromValue"] and ops["OptionalGetValue"], ops
+    report = explain(path, ConvertOptions(to="1.8"))
+    assert not report.problems, report.problems
+    assert sum(f["rule"] == "optional-to-value" for f in report.fired) == 4, report.fired
+
+
+@pytest.mark.real_runtime("1.8")
+@pytest.mark.full_matrix
+@pytest.mark.parametrize("taken", [True, False])
+def test_cond_v2_gradient_computes_the_same_in_real_1_8(taken, tf_release, cli, tmp_path):
+    tf_release("1.8")
+    path = _saved_model(tmp_path / "cond", _cond_gradient)
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"x": [0.5, -1.0, 2.0], "p": taken}))
+    _convert_and_verify(cli, path, tmp_path / "cond_tf18", "1.8", 2, "--inputs-file", inputs)
