@@ -1,9 +1,9 @@
 """Ops real models use that old releases lack (issue 10, item 8), end to end: tiny tf.compat.v1
 SavedModels built by the host TF that use tf.searchsorted (UpperBound/LowerBound), sparse segment
 reductions with num_segments / int64 ids and their gradient (SparseSegmentSumGrad), and Keras optimizer
-updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), and tf.strings length/lower/upper,
-converted for TF 1.8 and 1.4 and
-verified in the real release against the host."""
+updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), tf.strings length/lower/upper,
+projective image transforms with constant fill, and cond_v2's Optionals, converted for TF 1.8 and 1.4
+and verified in the real release against the host."""
 
 import json
 
@@ -93,8 +93,22 @@ def _strings(tf):
 #: Mixed case, UTF-8 (non-ASCII letters stay as they are), a NUL byte, empty strings (one last).
 STRINGS = ["Hello World", "", "HÉLLO Straße", "日本語 abc", "\0Az@[`{", ""]
 
+def _projective_transforms(tf):
+    """tf.raw_ops image transforms with constant fill (Keras preprocessing layers with fill_mode='constant')."""
+    images = tf.compat.v1.placeholder(tf.float32, [2, 8, 9, 3], name="images")
+    t = tf.constant([[1.1, 0.2, -1.5, -0.1, 0.9, 0.7, 0.01, -0.02], [0.8, -0.6, 2.0, 0.6, 0.8, -1.0, 0.0, 0.0]])
+    raw = tf.raw_ops
+    return {"images": images}, {
+        "bilinear": raw.ImageProjectiveTransformV3(images=images, transforms=t, output_shape=[6, 10], fill_value=0.25,
+                                                   interpolation="BILINEAR", fill_mode="CONSTANT"),
+        "nearest": raw.ImageProjectiveTransformV2(images=images, transforms=t[1:], output_shape=[8, 9],
+                                                  interpolation="NEAREST", fill_mode="CONSTANT"),
+    }
+
+
 MODELS = {"search_segments": (_search_and_segments, SEARCH_SEGMENT_OPS),
           "optimizers": (_optimizer_updates, OPTIMIZER_OPS),
+          "projective": (_projective_transforms, ("ImageProjectiveTransformV2", "ImageProjectiveTransformV3")),
           "strings": (_strings, ("StringLength", "StringLower", "StringUpper"))}
 
 
@@ -111,13 +125,14 @@ def test_new_ops_are_rewritten_for_old_releases(model, tmp_path):
 
 @pytest.mark.real_runtime("1.8", "1.4")
 @pytest.mark.parametrize("release", ["1.8", pytest.param("1.4", marks=pytest.mark.full_matrix)])
-@pytest.mark.parametrize("model", ["optimizers", "search_segments"])
+@pytest.mark.parametrize("model", ["optimizers", "search_segments",
+                                   pytest.param("projective", marks=pytest.mark.full_matrix)])
 def test_converted_model_computes_the_same_in_the_real_release(model, release, tf_release, cli, tmp_path):
     tf_release(release)
     build, _ = MODELS[model]
     path = _saved_model(tmp_path / model, build)
     out = tmp_path / ("%s_tf%s" % (model, release))
-    _convert_and_verify(cli, path, out, release, {"search_segments": 6, "optimizers": 7}[model])
+    _convert_and_verify(cli, path, out, release, {"search_segments": 6, "optimizers": 7, "projective": 2}[model])
 
 
 @pytest.mark.real_runtime("1.4", "1.8")
