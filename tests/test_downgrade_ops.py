@@ -1,7 +1,7 @@
 """Ops real models use that old releases lack (issue 10, item 8), end to end: tiny tf.compat.v1
 SavedModels built by the host TF that use tf.searchsorted (UpperBound/LowerBound), sparse segment
 reductions with num_segments / int64 ids and their gradient (SparseSegmentSumGrad), and Keras optimizer
-updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), tf.strings length/lower/upper,
+updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), tf.strings length/lower/upper/strip,
 projective image transforms with constant fill, and cond_v2's Optionals, converted for TF 1.8 and 1.4
 and verified in the real release against the host."""
 
@@ -87,11 +87,11 @@ def _optimizer_updates(tf):
 def _strings(tf):
     s = tf.compat.v1.placeholder(tf.string, [None], name="s")
     return {"s": s}, {"bytes": tf.strings.length(s), "chars": tf.strings.length(s, unit="UTF8_CHAR"),
-                      "lower": tf.strings.lower(s), "upper": tf.strings.upper(s)}
+                      "lower": tf.strings.lower(s), "upper": tf.strings.upper(s), "strip": tf.strings.strip(s)}
 
 
-#: Mixed case, UTF-8 (non-ASCII letters stay as they are), a NUL byte, empty strings (one last).
-STRINGS = ["Hello World", "", "HÉLLO Straße", "日本語 abc", "\0Az@[`{", ""]
+#: Mixed case, UTF-8 (non-ASCII letters stay as they are), a NUL byte, whitespace, empty strings (one last).
+STRINGS = ["Hello World", "", " HÉLLO Straße\t", "日本語 abc", "\0Az@[`{", " \r\n ", ""]
 
 def _projective_transforms(tf):
     """tf.raw_ops image transforms with constant fill (Keras preprocessing layers with fill_mode='constant')."""
@@ -109,7 +109,7 @@ def _projective_transforms(tf):
 MODELS = {"search_segments": (_search_and_segments, SEARCH_SEGMENT_OPS),
           "optimizers": (_optimizer_updates, OPTIMIZER_OPS),
           "projective": (_projective_transforms, ("ImageProjectiveTransformV2", "ImageProjectiveTransformV3")),
-          "strings": (_strings, ("StringLength", "StringLower", "StringUpper"))}
+          "strings": (_strings, ("StringLength", "StringLower", "StringUpper", "StringStrip"))}
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -142,7 +142,7 @@ def test_string_ops_compute_the_same_bytes_in_the_real_release(release, tf_relea
     path = _saved_model(tmp_path / "strings", _strings)
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps({"s": STRINGS}))
-    _convert_and_verify(cli, path, tmp_path / ("strings_tf" + release), release, 4, "--inputs-file", inputs)
+    _convert_and_verify(cli, path, tmp_path / ("strings_tf" + release), release, 5, "--inputs-file", inputs)
 
 
 def _convert_and_verify(cli, path, out, release, outputs, *options):
