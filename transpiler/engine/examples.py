@@ -71,8 +71,9 @@ def _run_one(rule: Rule, index: int, example: dict, rules: RulePass, seed: int) 
         return ExampleResult(rule.id, index, rules.opset.release, ok, message)
 
     graph_def, feeds = build_example(rule, example, rules, np.random.default_rng(seed + index))
+    ports = output_ports(rules.source_def(rule.op), lift(graph_def)[NODE].attrs, False)
+    outputs = ["%s:%d" % (NODE, i) for i in ports] or _read_variables_after(graph_def, example)
     ir = lift(graph_def)
-    outputs = ["%s:%d" % (NODE, i) for i in output_ports(rules.source_def(rule.op), ir[NODE].attrs, False)]
     outputs = [o for i, o in enumerate(outputs) if i not in (example.get("ignore_outputs") or [])]
     reference = example.get("reference")
     if reference and reference_runner is None:
@@ -163,6 +164,20 @@ def _add_variable(graph_def, name: str, dtype: int, value: np.ndarray) -> None:
     init.attr["value"].tensor.ParseFromString(_const_tensor(value, dtype))
     assign = graph_def.node.add(name=name + "/init", op="AssignVariableOp", input=[name, name + "/value"])
     assign.attr["dtype"].type = dtype
+
+
+def _read_variables_after(graph_def, example: dict) -> List[str]:
+    """For an op without outputs (a resource update such as ResourceApply*): what it did is the values of its
+    variable inputs, read after it ran (a ReadVariableOp with a control edge from the op, which a rewrite
+    hands to the node that takes over its control output)."""
+    reads = []
+    for i, spec in enumerate(example.get("inputs") or []):
+        if spec.get("variable"):
+            read = graph_def.node.add(name="%s/read_%d" % (NODE, i), op="ReadVariableOp",
+                                      input=["input_%d" % i, "^" + NODE])
+            read.attr["dtype"].type = dtype_enum(spec.get("dtype", "DT_FLOAT"))
+            reads.append(read.name + ":0")
+    return reads
 
 
 def init_targets(graph_def) -> List[str]:

@@ -7,6 +7,7 @@ the passes, validation against the target's opset is the fixed last stage.
 
 from transpiler.passes.checkpoint_names import CheckpointNames
 from transpiler.passes.clear_devices import ClearDevices
+from transpiler.passes.dense_optionals import DenseOptionals
 from transpiler.passes.dense_tensor_lists import DenseTensorLists
 from transpiler.passes.inline_calls import InlineCalls
 from transpiler.passes.lower_control_flow import LowerControlFlow
@@ -28,6 +29,7 @@ DOWNGRADE = [
     InlineCalls,       # StatefulPartitionedCall & co, when the target needs them gone
     LowerControlFlow,  # If/Case/While -> Switch/Merge/Enter/Exit frames
     DenseTensorLists,  # TensorList ops -> dense tensors
+    DenseOptionals,    # cond_v2's Optionals (gradient intermediates) -> the tensors they wrap
     CheckpointNames,   # object-based checkpoint keys -> TF 1.x variable names (TF 1.x targets)
     Rules,             # rules/*.yaml and --rules files, to a fixpoint
     ObjectGraphSchema,  # object-graph values a 2.x target's protos cannot read (tensor defaults)

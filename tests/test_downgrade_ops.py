@@ -1,0 +1,189 @@
+"""Ops real models use that old releases lack (issue 10, item 8), end to end: tiny tf.compat.v1
+SavedModels built by the host TF that use tf.searchsorted (UpperBound/LowerBound), sparse segment
+reductions with num_segments / int64 ids and their gradient (SparseSegmentSumGrad), and Keras optimizer
+updates (ResourceApplyKerasMomentum, AdagradV2, AdamWithAmsgrad), tf.strings length/lower/upper/strip,
+projective image transforms with constant fill, and cond_v2's Optionals, converted for TF 1.8 and 1.4
+and verified in the real release against the host."""
+
+import json
+
+import pytest
+
+from model_zoo import op_histogram
+from transpiler.knowledge.releases import catalog
+from transpiler.options import ConvertOptions
+from transpiler.pipeline.convert import explain
+
+SEARCH_SEGMENT_OPS = ("UpperBound", "LowerBound", "SparseSegmentSumWithNumSegments",
+                      "SparseSegmentSqrtNWithNumSegments", "SparseSegmentSumGrad")
+OPTIMIZER_OPS = ("ResourceApplyKerasMomentum", "ResourceApplyAdagradV2", "ResourceApplyAdamWithAmsgrad")
+
+
+def _saved_model(path, build):
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        inputs, outputs = build(tf)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            builder = v1.saved_model.Builder(str(path))
+            signature = v1.saved_model.predict_signature_def(inputs, outputs)
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+            builder.save()
+    return path
+
+
+def _search_and_segments(tf):
+    v1 = tf.compat.v1
+    x = v1.placeholder(tf.float32, [2, 6], name="x")
+    q = v1.placeholder(tf.float32, [2, 4], name="q")
+    data = v1.placeholder(tf.float32, [5, 3], name="data")
+    rows = tf.sort(x, axis=1)  # searchsorted needs sorted rows; the generated inputs are not
+    indices = tf.constant([0, 4, 2, 2, 1])
+    ids64 = tf.constant([0, 0, 1, 1, 3], tf.int64)
+    segment_sum = tf.sparse.segment_sum(data, indices, tf.constant([0, 0, 1, 1, 3]), num_segments=6)
+    grad = tf.gradients(tf.reduce_sum(tf.sparse.segment_sum(data, indices, ids64) * 3.0), data)[0]
+    return {"x": x, "q": q, "data": data}, {
+        "upper": tf.searchsorted(rows, q, side="right", out_type=tf.int64),
+        "lower": tf.searchsorted(rows, q, side="left"),
+        "sum": segment_sum,
+        "mean": tf.sparse.segment_mean(data, indices, ids64),
+        "sqrt_n": tf.sparse.segment_sqrt_n(data, indices, ids64, num_segments=5),
+        "grad": grad,
+    }
+
+
+def _optimizer_updates(tf):
+    """One training step of three optimizers; the signature reads the variables after it."""
+    v1 = tf.compat.v1
+    grad = v1.placeholder(tf.float32, [3, 2], name="grad")
+
+    def var(name, value):
+        return v1.get_variable(name, initializer=tf.constant(value), use_resource=True)
+
+    w, accum = var("w", [[1., 2.], [3., 4.], [5., 6.]]), var("w/momentum", [[.1, .2], [.3, .4], [.5, .6]])
+    w2, accum2 = var("w2", [1.] * 4), var("w2/accum", [.1] * 4)
+    m, v, vhat = var("w2/m", [.01] * 4), var("w2/v", [.001] * 4), var("w2/vhat", [.002] * 4)
+    grad2 = tf.reduce_sum(grad) * tf.constant([1., -1., 2., .5])
+    raw = tf.raw_ops
+    with tf.control_dependencies([
+            raw.ResourceApplyKerasMomentum(var=w.handle, accum=accum.handle, lr=tf.constant(0.1), grad=grad,
+                                           momentum=tf.constant(0.9), use_nesterov=True),
+            raw.ResourceApplyAdagradV2(var=w2.handle, accum=accum2.handle, lr=tf.constant(0.05),
+                                       epsilon=tf.constant(1e-7), grad=grad2)]):
+        first = tf.no_op(name="train")
+    with tf.control_dependencies([first]):
+        second = raw.ResourceApplyAdamWithAmsgrad(
+            var=w2.handle, m=m.handle, v=v.handle, vhat=vhat.handle, beta1_power=tf.constant(0.9),
+            beta2_power=tf.constant(0.999), lr=tf.constant(0.01), beta1=tf.constant(0.9), beta2=tf.constant(0.999),
+            epsilon=tf.constant(1e-7), grad=grad2)
+    with tf.control_dependencies([second]):
+        reads = {k: tf.identity(x.read_value()) for k, x in
+                 {"w": w, "accum": accum, "w2": w2, "accum2": accum2, "m": m, "v": v, "vhat": vhat}.items()}
+    return {"grad": grad}, reads
+
+
+def _strings(tf):
+    s = tf.compat.v1.placeholder(tf.string, [None], name="s")
+    return {"s": s}, {"bytes": tf.strings.length(s), "chars": tf.strings.length(s, unit="UTF8_CHAR"),
+                      "lower": tf.strings.lower(s), "upper": tf.strings.upper(s), "strip": tf.strings.strip(s)}
+
+
+#: Mixed case, UTF-8 (non-ASCII letters stay as they are), a NUL byte, whitespace, empty strings (one last).
+STRINGS = ["Hello World", "", " HÉLLO Straße\t", "日本語 abc", "\0Az@[`{", " \r\n ", ""]
+
+def _projective_transforms(tf):
+    """tf.raw_ops image transforms with constant fill (Keras preprocessing layers with fill_mode='constant')."""
+    images = tf.compat.v1.placeholder(tf.float32, [2, 8, 9, 3], name="images")
+    t = tf.constant([[1.1, 0.2, -1.5, -0.1, 0.9, 0.7, 0.01, -0.02], [0.8, -0.6, 2.0, 0.6, 0.8, -1.0, 0.0, 0.0]])
+    raw = tf.raw_ops
+    return {"images": images}, {
+        "bilinear": raw.ImageProjectiveTransformV3(images=images, transforms=t, output_shape=[6, 10], fill_value=0.25,
+                                                   interpolation="BILINEAR", fill_mode="CONSTANT"),
+        "nearest": raw.ImageProjectiveTransformV2(images=images, transforms=t[1:], output_shape=[8, 9],
+                                                  interpolation="NEAREST", fill_mode="CONSTANT"),
+    }
+
+
+MODELS = {"search_segments": (_search_and_segments, SEARCH_SEGMENT_OPS),
+          "optimizers": (_optimizer_updates, OPTIMIZER_OPS),
+          "projective": (_projective_transforms, ("ImageProjectiveTransformV2", "ImageProjectiveTransformV3")),
+          "strings": (_strings, ("StringLength", "StringLower", "StringUpper", "StringStrip"))}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_new_ops_are_rewritten_for_old_releases(model, tmp_path):
+    build, new_ops = MODELS[model]
+    path = _saved_model(tmp_path / model, build)
+    ops = op_histogram(path)
+    assert all(ops[op] for op in new_ops), ops
+    for release in ("1.4", "1.8", "1.12"):
+        report = explain(path, ConvertOptions(to=release))
+        assert not report.problems, (release, report.problems)
+
+
+@pytest.mark.real_runtime("1.8", "1.4")
+@pytest.mark.parametrize("release", ["1.8", pytest.param("1.4", marks=pytest.mark.full_matrix)])
+@pytest.mark.parametrize("model", ["optimizers", "search_segments",
+                                   pytest.param("projective", marks=pytest.mark.full_matrix)])
+def test_converted_model_computes_the_same_in_the_real_release(model, release, tf_release, cli, tmp_path):
+    tf_release(release)
+    build, _ = MODELS[model]
+    path = _saved_model(tmp_path / model, build)
+    out = tmp_path / ("%s_tf%s" % (model, release))
+    _convert_and_verify(cli, path, out, release, {"search_segments": 6, "optimizers": 7, "projective": 2}[model])
+
+
+@pytest.mark.real_runtime("1.4", "1.8")
+@pytest.mark.parametrize("release", ["1.4", pytest.param("1.8", marks=pytest.mark.full_matrix)])
+def test_string_ops_compute_the_same_bytes_in_the_real_release(release, tf_release, cli, tmp_path):
+    tf_release(release)
+    path = _saved_model(tmp_path / "strings", _strings)
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"s": STRINGS}))
+    _convert_and_verify(cli, path, tmp_path / ("strings_tf" + release), release, 5, "--inputs-file", inputs)
+
+
+def _convert_and_verify(cli, path, out, release, outputs, *options):
+    done = cli(path, out, "--to", release, "--verify", "--format", "json", *options)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout)["verify"]
+    assert report["ok"], report["summary"]
+    assert len(report["signatures"][0]["outputs"]) == outputs, report
+    opset = catalog().opset(release)
+    assert not [op for op in op_histogram(out) if not opset.has_op(op)]
+
+
+def _cond_gradient(tf):
+    """tf.cond with control flow v2 and its gradient: cond_v2 hands the branch intermediates the gradient
+    needs out of the If as Optionals (OptionalFromValue, unwrapped by OptionalGetValue in the gradient's If)."""
+    v1 = tf.compat.v1
+    v1.enable_control_flow_v2()
+    try:
+        x = v1.placeholder(tf.float32, [3], name="x")
+        p = v1.placeholder(tf.bool, [], name="p")
+        y = tf.cond(p, lambda: tf.sin(x) * x, lambda: tf.exp(x) + 1.0)
+        return {"x": x, "p": p}, {"y": y, "g": tf.gradients(y, x)[0]}
+    finally:
+        v1.disable_control_flow_v2()
+
+
+def test_cond_v2_optionals_become_the_tensors_they_wrap(tmp_path):
+    path = _saved_model(tmp_path / "cond", _cond_gradient)
+    ops = op_histogram(path)
+    assert ops["OptionalFromValue"] and ops["OptionalGetValue"], ops
+    report = explain(path, ConvertOptions(to="1.8"))
+    assert not report.problems, report.problems
+    assert sum(f["rule"] == "optional-to-value" for f in report.fired) == 4, report.fired
+
+
+@pytest.mark.real_runtime("1.8")
+@pytest.mark.full_matrix
+@pytest.mark.parametrize("taken", [True, False])
+def test_cond_v2_gradient_computes_the_same_in_real_1_8(taken, tf_release, cli, tmp_path):
+    tf_release("1.8")
+    path = _saved_model(tmp_path / "cond", _cond_gradient)
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"x": [0.5, -1.0, 2.0], "p": taken}))
+    _convert_and_verify(cli, path, tmp_path / "cond_tf18", "1.8", 2, "--inputs-file", inputs)
