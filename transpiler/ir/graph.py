@@ -122,6 +122,10 @@ class Graph:
         edges.sort(key=_first)
         return [Tensor(u, port) for _, u, port in edges]
 
+    def data_input_count(self, name: str) -> int:
+        """len(self.inputs(name)), without building the list."""
+        return sum(1 for _, d in self._in_edges(name) if d["kind"] == "data")
+
     def control_inputs(self, name: str) -> List[str]:
         edges = [(d["order"], u) for u, d in self._in_edges(name) if d["kind"] == "control"]
         return [u for _, u in sorted(edges)]
@@ -130,6 +134,16 @@ class Graph:
         """(node, input index) pairs reading `tensor`."""
         return sorted((v, d["dst_index"]) for v, d in self._out_edges(tensor.node)
                       if d["kind"] == "data" and d["src_port"] == tensor.port)
+
+    def consumers_by_port(self, name: str) -> Dict[Port, List[Tuple[str, int]]]:
+        """{port: consumers(Tensor(name, port))} for every read output of `name`, in one pass over its edges."""
+        found: Dict[Port, List[Tuple[str, int]]] = {}
+        for v, d in self._out_edges(name):
+            if d["kind"] == "data":
+                found.setdefault(d["src_port"], []).append((v, d["dst_index"]))
+        for readers in found.values():
+            readers.sort()
+        return found
 
     def readers(self, name: str) -> List[str]:
         """Nodes reading any data output of `name`, each once, sorted."""
@@ -171,7 +185,30 @@ class Graph:
         stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
             self.nx.remove_edge(u, name, key=k)
-        self.nx.add_edges_from(self._input_edges(name, inputs, control_inputs or ()))
+        self._add_edges(self._input_edges(name, inputs, control_inputs or ()))
+
+    def _add_edges(self, edges: Iterable[Tuple[str, str, tuple, dict]]) -> None:
+        """networkx's add_edges_from for (source, target, key, data) edges, each data dict used as it is.
+
+        It writes the adjacency dicts directly (node -> neighbour -> key -> data, `_succ` and `_pred`
+        sharing each key dict, as networkx lays them out for subclasses): add_edges_from copies each
+        data dict twice and builds an adjacency view per edge, most of the cost of lifting a graph.
+        A missing endpoint becomes a node without data, as add_edges_from makes it.
+        """
+        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        for u, v, key, data in edges:
+            if u not in succ:
+                succ[u], pred[u], nodes[u] = {}, {}, {}
+            if v not in succ:
+                succ[v], pred[v], nodes[v] = {}, {}, {}
+            keyed = succ[u].get(v)
+            if keyed is None:
+                keyed = succ[u][v] = pred[v][u] = {}
+            if key in keyed:
+                keyed[key].update(data)
+            else:
+                keyed[key] = data
+        _clear_cache(self.nx)
 
     def _input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]):
         """The edges (source, name, key, data) of `name`'s inputs, in order."""
@@ -255,7 +292,7 @@ class Graph:
         in_edges = [(u, new, k, d) for u, _, k, d in self.nx.in_edges(old, keys=True, data=True) if u != old]
         self.nx.add_node(new, **self.nx.nodes[old])
         self.nx.remove_node(old)
-        self.nx.add_edges_from(out_edges + in_edges)
+        self._add_edges(out_edges + in_edges)  # the removed edges' data dicts, now unshared
         node = self.nx.nodes[new].get("node")
         if node is not None:
             node.name = new
@@ -289,16 +326,22 @@ class Graph:
 
     def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef]) -> None:
         node_defs = list(node_defs)
-        for nd in node_defs:
-            self.nx.add_node(nd.name, node=Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd)))
+        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        for nd in node_defs:  # nx.add_node, inlined: one call per node is a measurable part of lifting
+            node = Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd))
+            if nd.name in succ:
+                nodes[nd.name]["node"] = node
+            else:
+                succ[nd.name], pred[nd.name], nodes[nd.name] = {}, {}, {"node": node}
+        _clear_cache(self.nx)
         for nd in node_defs:
             inputs = list(nd.input)
             data = [i for i in inputs if not i.startswith("^")]
             control = [i[1:] for i in inputs if i.startswith("^")]
-            if self.nx._pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
+            if pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
                 self.set_inputs(nd.name, data, control)
             else:
-                self.nx.add_edges_from(self._input_edges(nd.name, data, control))
+                self._add_edges(self._input_edges(nd.name, data, control))
 
 
 class Function(Graph):
@@ -387,6 +430,10 @@ class GraphDefIR(Graph):
         if self.functions:
             graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
+
+
+#: networkx 3 caches some views per graph and drops them on every change (nx._clear_cache); older ones do not.
+_clear_cache = getattr(nx, "_clear_cache", lambda graph: None)
 
 
 def _first(item: tuple):
