@@ -102,8 +102,10 @@ def _init_op_as_main_op(mg: meta_graph_pb2.MetaGraphDef) -> None:
     del mg.signature_def[INIT_OP_SIGNATURE]
 
 
-def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> None:
-    """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`)."""
+def write_model(model: Model, out: Path, opset: Opset, force: bool = False, link: bool = False) -> None:
+    """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`).
+
+    With `link`, the checkpoint's data shards are hard links to the input's (copies across file systems)."""
     out = Path(out)
     kind = output_kind(out)
     if _same_file_form(model, out):
@@ -114,11 +116,13 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False) -> N
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     if kind is Kind.META_GRAPH:
-        _write_meta_graph(model, out, force, _is_text(model, kind, out))
+        _write_meta_graph(model, out, force, _is_text(model, kind, out), link)
         return
-    writer = _write_saved_model if kind is Kind.SAVED_MODEL else _write_graph_def
     with staged(out, force) as tmp:
-        writer(model, tmp, _is_text(model, kind, out))
+        if kind is Kind.SAVED_MODEL:
+            _write_saved_model(model, tmp, _is_text(model, kind, out), link)
+        else:
+            _write_graph_def(model, tmp, _is_text(model, kind, out))
 
 
 def _is_text(model: Model, kind: Kind, out: Path) -> bool:
@@ -225,7 +229,7 @@ def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
         node.ClearField("experimental_debug_info")
 
 
-def _write_saved_model(model: Model, tmp: Path, text: bool) -> None:
+def _write_saved_model(model: Model, tmp: Path, text: bool, link: bool = False) -> None:
     tmp.mkdir()
     sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
     if model.saved_model is not None:
@@ -243,14 +247,14 @@ def _write_saved_model(model: Model, tmp: Path, text: bool) -> None:
                 shutil.copytree(model.path / name, tmp / name)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
-        _write_checkpoint(model, tmp / "variables" / "variables")
+        _write_checkpoint(model, tmp / "variables" / "variables", link)
 
 
 def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:
     tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, text))
 
 
-def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
+def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, link: bool = False) -> None:
     """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
     The checkpoint files are staged and moved into place first, the meta graph
@@ -260,7 +264,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
     workdir = make_workdir(out.parent)
     try:
         if model.checkpoint is not None:
-            _write_checkpoint(model, workdir / prefix.name)
+            _write_checkpoint(model, workdir / prefix.name, link)
         (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], text))
         if not force and (out.exists() or checkpoint_files(prefix)):
             raise TranspileError("output %s already exists (use --force to replace it)" % out)
@@ -275,11 +279,12 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _write_checkpoint(model: Model, prefix: Path) -> None:
-    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them."""
+def _write_checkpoint(model: Model, prefix: Path, link: bool = False) -> None:
+    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them;
+    `link` hard-links data shards whose bytes are written unchanged."""
     if model.checkpoint_keys:
         from transpiler.io.checkpoints import rename_checkpoint
 
-        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys)
+        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys, link=link)
     else:
-        copy_checkpoint(model.checkpoint, prefix)
+        copy_checkpoint(model.checkpoint, prefix, link)

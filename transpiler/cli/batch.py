@@ -127,7 +127,7 @@ def shard(entries: Sequence[Entry], k: int, n: int) -> List[Entry]:
 def options_digest(options: ConvertOptions, release: str) -> str:
     """What makes two conversions the same: every option but --force, the resolved target release,
     the rule files' contents, and tf-transpile's version."""
-    fields = dataclasses.asdict(options.replace(force=False, to=release))
+    fields = dataclasses.asdict(options.replace(force=False, to=release, link=False))  # --link: the same bytes
     rules = []
     for path in options.rule_files:
         try:

@@ -23,7 +23,7 @@ PROG = "tf-transpile"
 
 USAGE = """\
 tf-transpile IN OUT --to VERSION [--force] [--rules FILE] [--checkpoint PREFIX] [--inline-functions]
-                    [--variables resource|ref] [--freeze] [--clear-devices] [--verify [--python PATH] ...]
+                    [--variables resource|ref] [--freeze] [--clear-devices] [--link] [--verify [--python PATH] ...]
                     [--tags TAGS] [--inputs [KEY=]TENSOR,...] [--outputs [KEY=]TENSOR,...] [--unfreeze ...]
        tf-transpile batch IN_DIR OUT_DIR --to VERSION [--jobs N] [--shard K/N] [any conversion option]
        tf-transpile checkpoint IN_PREFIX OUT_PREFIX [--model M] [--var-map FILE] [--to-object|--to-names]
@@ -108,6 +108,10 @@ def add_convert_options(p: argparse.ArgumentParser) -> None:
                    help="inline function calls even when the target has the call ops")
     p.add_argument("--clear-devices", action="store_true",
                    help="clear every node's device (a model pinned to a GPU, for a CPU-only release)")
+    p.add_argument("--link", action="store_true",
+                   help="hard-link the checkpoint's data shards into OUT instead of copying them (a TF 1.x target:"
+                        " their bytes never change, only the index is rewritten); OUT then shares them with IN,"
+                        " so do not edit them in place. A copy where a link is impossible (another file system)")
     g = p.add_argument_group("TF 1.x -> TF 2.x (native TF 2 SavedModel)")
     g.add_argument("--tags", type=lambda s: [t for t in s.split(",") if t], metavar="TAGS",
                    help="comma-separated tag set of the meta graph to convert (default: the only one, or serve)")
@@ -133,6 +137,7 @@ def convert_options(args: argparse.Namespace) -> ConvertOptions:
     return ConvertOptions(to=args.to, force=getattr(args, "force", False), checkpoint=args.checkpoint,
                           rule_files=tuple(args.rules), inline_functions=args.inline_functions,
                           variables=args.variables, freeze=args.freeze, clear_devices=args.clear_devices,
+                          link=args.link,
                           tags=tuple(args.tags) if args.tags else None, inputs=tuple(args.inputs),
                           outputs=tuple(args.outputs), unfreeze=unfreeze)
 

@@ -37,17 +37,31 @@ def checkpoint_files(prefix: Path) -> List[Path]:
     return v1 or ([prefix] if prefix.is_file() else [])
 
 
-def copy_checkpoint(prefix: Path, new_prefix: Path) -> None:
+def copy_checkpoint(prefix: Path, new_prefix: Path, link: bool = False) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
 
     A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
-    checksums): a damaged one is refused with a one-line error instead of being carried into OUT."""
-    if Path(str(prefix) + ".index").is_file():
+    checksums): a damaged one is refused with a one-line error instead of being carried into OUT.
+    With `link`, a V2 checkpoint's data shards are hard-linked (copied where the file system
+    refuses a link, e.g. across devices); the index, and V1 files, are always copied."""
+    v2 = Path(str(prefix) + ".index").is_file()
+    if v2:
         from transpiler.io.tensor_bundle import check_bundle
 
         check_bundle(prefix)
     for src in checkpoint_files(prefix):
-        shutil.copyfile(src, Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
+        dst = Path(str(new_prefix) + src.name[len(Path(prefix).name):])
+        if not (link and v2 and src.suffix != ".index" and hard_link(src, dst)):
+            shutil.copyfile(src, dst)
+
+
+def hard_link(src: Path, dst: Path) -> bool:
+    """Make `dst` a hard link to `src`; False (nothing made) when the file system refuses one."""
+    try:
+        os.link(src, dst)
+    except OSError:  # EXDEV across file systems, EPERM/ENOTSUP where links are not supported
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------

@@ -542,7 +542,7 @@ def _stage(src: Path, out_prefix: Path, link: bool) -> Path:
         try:
             os.link(src, tmp)
             return tmp
-        except OSError:
+        except OSError:  # across file systems, or links not supported: a copy
             pass
     shutil.copyfile(src, tmp)
     return tmp
