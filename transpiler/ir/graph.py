@@ -40,13 +40,18 @@ class Tensor:
 
     @classmethod
     def parse(cls, text: str, in_function: bool = False) -> "Tensor":
-        name, _, rest = text.partition(":")
-        if not rest:
-            return cls(name, None if in_function else 0)
-        return cls(name, rest if in_function else int(rest))
+        return cls(*_parse_tensor(text, in_function))
 
     def __str__(self) -> str:
         return _tensor_name(self.node, self.port)
+
+
+def _parse_tensor(text: str, in_function: bool) -> Tuple[str, Port]:
+    """(node, port) of a NodeDef input naming a tensor: `node`, `node:1`, in a function `node:out:0`."""
+    name, _, rest = text.partition(":")
+    if not rest:
+        return name, None if in_function else 0
+    return name, rest if in_function else int(rest)
 
 
 def _tensor_name(node: str, port: Port) -> str:
@@ -81,11 +86,16 @@ class Graph:
         self.nx = nx.MultiDiGraph()
 
     # ---- queries ---------------------------------------------------------
+    # Queries and edits read and write networkx's dicts (`_node`: node -> data; `_succ` / `_pred`: node ->
+    # neighbour -> key -> edge data, the layout networkx documents for subclasses) rather than its views,
+    # which cost more than the query itself (a view per call).
     def __contains__(self, name: str) -> bool:
-        return self.nx.has_node(name) and self.nx.nodes[name].get("node") is not None
+        data = self.nx._node.get(name)
+        return data is not None and data.get("node") is not None
 
     def __getitem__(self, name: str) -> Node:
-        node = self.nx.nodes[name].get("node") if self.nx.has_node(name) else None
+        data = self.nx._node.get(name)
+        node = data.get("node") if data is not None else None
         if node is None:
             raise KeyError(name)
         return node
@@ -96,15 +106,14 @@ class Graph:
     @property
     def nodes(self) -> Iterator[Node]:
         """Real nodes (no function arguments), in stable insertion order."""
-        for _, node in self.nx.nodes(data="node"):
-            if node is not None and not node.is_arg:
+        for data in self.nx._node.values():  # what nx.nodes(data="node") reads, without its view per call
+            node = data.get("node")
+            if node is not None and node.op != ARG_OP:
                 yield node
 
     def nodes_by_op(self, *ops: str) -> List[Node]:
         return [n for n in self.nodes if n.op in ops]
 
-    # The queries read networkx's adjacency dicts (`_pred` / `_succ`: node -> neighbour -> key -> edge data,
-    # the structure networkx documents for subclasses) rather than building an edge view per call.
     def _in_edges(self, name: str) -> Iterator[Tuple[str, dict]]:
         """(source, edge data) of every edge into `name`."""
         for u, keyed in self.nx._pred[name].items():
@@ -174,7 +183,10 @@ class Graph:
         if name in self:
             raise ValueError("node %r already exists" % name)
         node = Node(name, op, dict(attrs or {}), device, extra)
-        self.nx.add_node(name, node=node)
+        if name in self.nx._succ:  # a node some edge named before it was added
+            self.nx._node[name]["node"] = node
+        else:  # nx.add_node, without its per-call overhead
+            self.nx._succ[name], self.nx._pred[name], self.nx._node[name] = {}, {}, {"node": node}
         self.set_inputs(name, inputs, control_inputs)
         return node
 
@@ -214,8 +226,8 @@ class Graph:
         """The edges (source, name, key, data) of `name`'s inputs, in order."""
         in_function = self.in_function
         for i, t in enumerate(inputs):
-            t = t if isinstance(t, Tensor) else Tensor.parse(t, in_function)
-            yield t.node, name, ("data", i), {"kind": "data", "src_port": t.port, "dst_index": i}
+            node, port = (t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function)
+            yield node, name, ("data", i), {"kind": "data", "src_port": port, "dst_index": i}
         for i, u in enumerate(control_inputs):
             yield u, name, ("control", u), {"kind": "control", "order": i}
 
@@ -232,7 +244,7 @@ class Graph:
 
     def remove_node(self, name: str) -> None:
         """Remove `name`; its data outputs must be unused (control users lose the edge)."""
-        readers = [v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "data"]
+        readers = [v for v, d in self._out_edges(name) if d["kind"] == "data"]
         if readers:
             raise ValueError("cannot remove %r: still read by %s" % (name, ", ".join(sorted(set(readers)))))
         for consumer in self.control_consumers(name):
@@ -288,8 +300,8 @@ class Graph:
             raise ValueError("node %r already exists" % new)
         control = ("control", old)
         out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
-                     for _, v, k, d in self.nx.out_edges(old, keys=True, data=True)]
-        in_edges = [(u, new, k, d) for u, _, k, d in self.nx.in_edges(old, keys=True, data=True) if u != old]
+                     for v, keyed in self.nx._succ[old].items() for k, d in keyed.items()]
+        in_edges = [(u, new, k, d) for u, keyed in self.nx._pred[old].items() if u != old for k, d in keyed.items()]
         self.nx.add_node(new, **self.nx.nodes[old])
         self.nx.remove_node(old)
         self._add_edges(out_edges + in_edges)  # the removed edges' data dicts, now unshared
@@ -303,11 +315,13 @@ class Graph:
         return list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
 
     # ---- lowering --------------------------------------------------------
-    def _node_defs(self) -> List[node_def_pb2.NodeDef]:
-        return [self._node_def(node) for node in self.nodes]
+    def _lower_nodes(self, container) -> None:
+        """Append every node's NodeDef to `container` (a repeated NodeDef field), built in place: a
+        NodeDef built apart and then extended would be copied, twice the time and memory of the nodes."""
+        for node in self.nodes:
+            self._fill_node_def(container.add(), node)
 
-    def _node_def(self, node: Node) -> node_def_pb2.NodeDef:
-        nd = node_def_pb2.NodeDef()
+    def _fill_node_def(self, nd: node_def_pb2.NodeDef, node: Node) -> None:
         if node.extra is not None:
             nd.CopyFrom(node.extra)
         nd.name, nd.op, nd.device = node.name, node.op, node.device
@@ -322,7 +336,6 @@ class Graph:
         nd.input.extend([t for _, t in data] + [c for _, c in control])
         for key, value in node.attrs.items():
             nd.attr[key].CopyFrom(value)
-        return nd
 
     def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef]) -> None:
         node_defs = list(node_defs)
@@ -389,7 +402,7 @@ class Function(Graph):
     def lower(self) -> function_pb2.FunctionDef:
         fdef = function_pb2.FunctionDef()
         fdef.CopyFrom(self.header)
-        fdef.node_def.extend(self._node_defs())
+        self._lower_nodes(fdef.node_def)
         for key, tensor in self.ret.items():
             fdef.ret[key] = str(tensor)
         for key, name in self.control_ret.items():
@@ -426,7 +439,7 @@ class GraphDefIR(Graph):
     def lower(self) -> graph_pb2.GraphDef:
         graph_def = graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
-        graph_def.node.extend(self._node_defs())
+        self._lower_nodes(graph_def.node)
         if self.functions:
             graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
