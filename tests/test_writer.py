@@ -90,3 +90,52 @@ def test_round_trip_lift_lower_preserves_graph_for_writer(corpus_case):
     model = read_model(corpus_case("serving__saved_model_half_plus_two_tf2_cpu"))
     graph_def = model.meta_graphs[0].graph_def
     assert lift(graph_def).lower().SerializeToString(deterministic=True) == graph_def.SerializeToString(deterministic=True)
+
+
+def _data_shards(prefix: Path):
+    return [f for f in checkpoint_files(prefix) if f.suffix != ".index"]
+
+
+@pytest.mark.parametrize("case, target", [("serving__saved_model_half_plus_two_tf2_cpu", "1.8"),  # keys renamed
+                                          ("tensorflow__sm_half_plus_two_v2_2018", "1.12")])   # copied as is
+def test_link_hard_links_the_data_shards(tmp_path, cli, corpus_case, case, target):
+    src = tmp_path / "in"
+    import shutil
+
+    shutil.copytree(corpus_case(case), src)  # links need IN on OUT's file system
+    result = cli(src, tmp_path / "out", "--to", target, "--link")
+    assert result.returncode == 0, result.stderr
+    copied = cli(src, tmp_path / "copy", "--to", target)
+    assert copied.returncode == 0, copied.stderr
+    shards = _data_shards(src / "variables" / "variables")
+    assert shards
+    for shard in shards:
+        linked = tmp_path / "out" / "variables" / shard.name
+        assert linked.stat().st_ino == shard.stat().st_ino
+        assert (tmp_path / "copy" / "variables" / shard.name).stat().st_ino != shard.stat().st_ino
+    for f in sorted((tmp_path / "copy").rglob("*")):  # the same bytes either way
+        if f.is_file():
+            assert digest(tmp_path / "out" / f.relative_to(tmp_path / "copy")) == digest(f)
+
+
+def test_link_copies_where_the_file_system_refuses_links(tmp_path, corpus_case, monkeypatch):
+    import errno
+    import os
+
+    def refuse(src, dst, *args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    src = corpus_case("tensorflow__sm_half_plus_two_v2_2018")
+    for link in (True, False):
+        write_model(read_model(src), tmp_path / str(link), catalog().opset("1.12"), link=link)
+    for shard in _data_shards(src / "variables" / "variables"):
+        assert digest(tmp_path / "True" / "variables" / shard.name) == digest(shard)
+        assert (tmp_path / "True" / "variables" / shard.name).stat().st_nlink == 1
+    from transpiler.io.tensor_bundle import read_index, rename_bundle
+
+    prefix = src / "variables" / "variables"
+    _, entries = read_index(Path(str(prefix) + ".index"))
+    rename_bundle(prefix, tmp_path / "renamed", {k: k + "_x" for k in entries}, link=True)
+    for shard in _data_shards(prefix):
+        assert digest(tmp_path / shard.name.replace("variables", "renamed", 1)) == digest(shard)

@@ -54,6 +54,8 @@ class ConvertOptions:
     inputs: Tuple[str, ...] = ()
     outputs: Tuple[str, ...] = ()
     unfreeze: Optional[UnfreezeOptions] = None
+    #: Hard-link the checkpoint's data shards into OUT instead of copying them (a copy across file systems).
+    link: bool = False
     #: What OUT will be ("saved_model", "graph_def", "meta_graph"): convert takes it from OUT's name.
     output_form: str = "saved_model"
     #: Told how long work advances (checkpoint bytes copied, graph nodes through the passes); not a

@@ -107,9 +107,10 @@ def _init_op_as_main_op(mg: meta_graph_pb2.MetaGraphDef) -> None:
 
 
 def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
-                progress: Optional[Progress] = None) -> None:
+                progress: Optional[Progress] = None, link: bool = False) -> None:
     """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`);
-    `progress` hears of the checkpoint bytes copied."""
+    `progress` hears of the checkpoint bytes copied. With `link`, the checkpoint's data shards are
+    hard links to the input's (copies across file systems)."""
     out = Path(out)
     kind = output_kind(out)
     if _same_file_form(model, out):
@@ -120,11 +121,11 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     if kind is Kind.META_GRAPH:
-        _write_meta_graph(model, out, force, _is_text(model, kind, out), opset, progress)
+        _write_meta_graph(model, out, force, _is_text(model, kind, out), opset, progress, link)
         return
     with staged(out, force) as tmp:
         if kind is Kind.SAVED_MODEL:
-            _write_saved_model(model, tmp, _is_text(model, kind, out), opset, progress)
+            _write_saved_model(model, tmp, _is_text(model, kind, out), opset, progress, link)
         else:
             _write_graph_def(model, tmp, _is_text(model, kind, out), opset)
 
@@ -255,7 +256,7 @@ def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
 
 
 def _write_saved_model(model: Model, tmp: Path, text: bool, opset: Opset,
-                       progress: Optional[Progress] = None) -> None:
+                       progress: Optional[Progress] = None, link: bool = False) -> None:
     tmp.mkdir()
     sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
     if model.saved_model is not None:
@@ -275,7 +276,7 @@ def _write_saved_model(model: Model, tmp: Path, text: bool, opset: Opset,
             shutil.copyfile(model.path / KERAS_METADATA, tmp / KERAS_METADATA)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
-        _write_checkpoint(model, tmp / "variables" / "variables", opset, progress)
+        _write_checkpoint(model, tmp / "variables" / "variables", opset, progress, link)
 
 
 def _write_graph_def(model: Model, tmp: Path, text: bool, opset: Opset) -> None:
@@ -283,7 +284,7 @@ def _write_graph_def(model: Model, tmp: Path, text: bool, opset: Opset) -> None:
 
 
 def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, opset: Opset,
-                      progress: Optional[Progress] = None) -> None:
+                      progress: Optional[Progress] = None, link: bool = False) -> None:
     """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
     The checkpoint files are staged and moved into place first, the meta graph
@@ -293,7 +294,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, opset: O
     workdir = make_workdir(out.parent)
     try:
         if model.checkpoint is not None:
-            _write_checkpoint(model, workdir / prefix.name, opset, progress)
+            _write_checkpoint(model, workdir / prefix.name, opset, progress, link)
         (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], text))
         if not force and (out.exists() or checkpoint_files(prefix)):
             raise TranspileError("output %s already exists (use --force to replace it)" % out)
@@ -308,14 +309,16 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, opset: O
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _write_checkpoint(model: Model, prefix: Path, opset: Opset, progress: Optional[Progress] = None) -> None:
-    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them.
+def _write_checkpoint(model: Model, prefix: Path, opset: Opset, progress: Optional[Progress] = None,
+                      link: bool = False) -> None:
+    """Copy the checkpoint files, or stream its tensors under new keys when the passes renamed them;
+    `link` hard-links data shards whose bytes are written unchanged.
 
     Renamed indexes are written uncompressed; a copied one too where the target cannot read snappy."""
     if model.checkpoint_keys:
         from transpiler.io.checkpoints import rename_checkpoint
 
-        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys, progress=progress)
+        rename_checkpoint(model.checkpoint, prefix, model.checkpoint_keys, link=link, progress=progress)
     else:
         copy_checkpoint(model.checkpoint, prefix, uncompressed_index=not opset.reads_snappy_index,
-                        progress=progress)
+                        progress=progress, link=link)

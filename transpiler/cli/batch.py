@@ -149,7 +149,7 @@ def shard_of(rel: str, n: int) -> int:
 def options_digest(options: ConvertOptions, release: str) -> str:
     """What makes two conversions the same: every option but --force, the resolved target release,
     the rule files' contents, and tf-transpile's version."""
-    fields = dataclasses.asdict(options.replace(force=False, to=release))
+    fields = dataclasses.asdict(options.replace(force=False, to=release, link=False))  # --link: the same bytes
     fields.pop("progress", None)  # how work is shown, not what it makes
     rules = []
     for path in options.rule_files:

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from transpiler.engine import RuleError, safe_yaml
+from transpiler.engine.rule_cache import cached_rules
 from transpiler.engine.builtin import builtin_rules_dir
 
 ACTIONS = ("rename", "decompose", "strip_default_attrs", "refuse")
@@ -382,9 +383,13 @@ def builtin_rule_files() -> List[Path]:
 
 
 def load_rules(extra_files: List[Path] = ()) -> List[Rule]:
-    """Built-in rules, then the user's; a user rule with a built-in id replaces it."""
+    """Built-in rules, then the user's; a user rule with a built-in id replaces it.
+
+    The Rule objects may be shared with other calls in the process (the parse cache): do not edit them."""
     by_id: Dict[str, Rule] = {}
-    for path in builtin_rule_files() + [Path(p) for p in extra_files]:
-        for rule in load_rule_file(path):
+    # Parsed once per content (engine/rule_cache.py): YAML composing and template checks cost over a second.
+    paths = builtin_rule_files() + [Path(p) for p in extra_files]
+    for rules in cached_rules(paths, MAX_FILE_BYTES, load_rule_file, Rule):
+        for rule in rules:
             by_id[rule.id] = rule
     return sorted(by_id.values(), key=lambda r: (-r.priority, r.family, r.id))

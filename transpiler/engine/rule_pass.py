@@ -71,6 +71,8 @@ class RulePass:
         self.emitted: Dict[Tuple[Optional[str], str], str] = {}
         #: Nodes the rewrite under way has added (what `_rewrite_node` revisits besides the neighbourhood).
         self._added: List[str] = []
+        self._source_defs: Dict[str, Optional[op_def_pb2.OpDef]] = {}
+        self._target_attr_names: Dict[str, Optional[frozenset]] = {}
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -99,8 +101,18 @@ class RulePass:
         return op not in seen and any(r.action in ("rename", "decompose") for r in self.by_op.get(op, ()))
 
     def source_def(self, op: str) -> Optional[op_def_pb2.OpDef]:
-        """The newest known OpDef of `op`: what the input graph was written against."""
-        return opdefs.newest_op_def(op, self.catalog)
+        """The newest known OpDef of `op`: what the input graph was written against (looked up once per op:
+        every node of every visit asks)."""
+        if op not in self._source_defs:
+            self._source_defs[op] = opdefs.newest_op_def(op, self.catalog)
+        return self._source_defs[op]
+
+    def _target_attrs(self, op: str) -> Optional[frozenset]:
+        """The attr names the target's `op` has (None when it lacks the op), once per op."""
+        if op not in self._target_attr_names:
+            target = self.opset.op(op)
+            self._target_attr_names[op] = frozenset(a.name for a in target.attr) if target is not None else None
+        return self._target_attr_names[op]
 
     # ---- driving ----------------------------------------------------------
     def __call__(self, ir: GraphDefIR, opset: Optional[Opset] = None) -> None:
@@ -192,8 +204,11 @@ class RulePass:
         return None
 
     def _do_strip_default_attrs(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
-        if self.opset.op(node.op) is None:
+        known = self._target_attrs(node.op)
+        if known is None:
             return None
+        if all(attr in known or attr.startswith("_") for attr in node.attrs):
+            return None  # what rejected_attrs would find, without its per-node look-ups: nothing to strip
         producer = self.producer_ops.get(node.op) if function is None else None
         at_default, _ = opdefs.rejected_attrs(node.op, node.attrs, self.opset, producer)
         stripped = ["%s=%s" % (attr, _show(node.attrs.pop(attr))) for attr in at_default]

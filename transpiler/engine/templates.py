@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 import jinja2
 import yaml
 
-from transpiler.engine import RuleError, safe_yaml
+from transpiler.engine import RuleError, safe_yaml, template_memo
 from transpiler.engine.builtin import builtin_rules_dir
 from transpiler.engine.sandbox import LimitedSandbox
 
@@ -84,7 +84,8 @@ def _compiled(source: str) -> jinja2.Template:
 def render_text(source: str, context: Dict[str, Any]) -> str:
     """`source` rendered with `context` within the sandbox's limits; any failure is a TemplateError."""
     try:
-        return _ENV.render(_compiled(source), context)
+        # once per kind of node when the template only writes the node's names out (template_memo.py)
+        return template_memo.render(source, context, _ENV, lambda ctx: _ENV.render(_compiled(source), ctx))
     except Exception as exc:
         raise TemplateError("template%s: %s" % (_line_of(exc), _describe(exc))) from None
 

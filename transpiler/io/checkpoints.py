@@ -49,28 +49,44 @@ def check_checkpoint(prefix: Path) -> None:
 
 
 def copy_checkpoint(prefix: Path, new_prefix: Path, uncompressed_index: bool = False,
-                    progress: Optional[Progress] = None) -> None:
+                    progress: Optional[Progress] = None, link: bool = False) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
 
     A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
     checksums): a damaged one is refused with a one-line error instead of being carried into OUT.
     With `uncompressed_index`, a V2 index with snappy-compressed blocks is written anew
     uncompressed (same keys and entries, data shards copied), for readers built without snappy.
+    With `link`, a V2 checkpoint's data shards are hard-linked (copied where the file system
+    refuses a link, e.g. across devices); the index, and V1 files, are always copied.
     `progress` hears of the bytes copied."""
     check_checkpoint(prefix)
-    if Path(str(prefix) + ".index").is_file():
+    v2 = Path(str(prefix) + ".index").is_file()
+    if v2:
         from transpiler.io import tensor_bundle
 
         index = tensor_bundle.index_filename(prefix)
         if uncompressed_index and tensor_bundle.is_compressed(index):
             _, entries = tensor_bundle.read_index(index)
             same = {key: key for key in entries if tensor_bundle.slice_key_name(key) is None}
-            tensor_bundle.rename_bundle(prefix, new_prefix, same, progress=progress)
+            tensor_bundle.rename_bundle(prefix, new_prefix, same, link=link, progress=progress)
             return
     files = checkpoint_files(prefix)
     copier = ByteCopier(files, progress)
     for src in files:
-        copier.copy(src, Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
+        dst = Path(str(new_prefix) + src.name[len(Path(prefix).name):])
+        if link and v2 and src.suffix != ".index" and hard_link(src, dst):
+            copier.skip(src)
+        else:
+            copier.copy(src, dst)
+
+
+def hard_link(src: Path, dst: Path) -> bool:
+    """Make `dst` a hard link to `src`; False (nothing made) when the file system refuses one."""
+    try:
+        os.link(src, dst)
+    except OSError:  # EXDEV across file systems, EPERM/ENOTSUP where links are not supported
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------

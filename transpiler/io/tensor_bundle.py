@@ -557,7 +557,7 @@ def _stage(src: Path, out_prefix: Path, link: bool, copier: ByteCopier) -> Path:
             os.link(src, tmp)
             copier.skip(src)
             return tmp
-        except OSError:
+        except OSError:  # across file systems, or links not supported: a copy
             pass
     copier.copy(src, tmp)
     return tmp

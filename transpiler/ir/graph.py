@@ -43,19 +43,25 @@ class Tensor:
     def parse(cls, text: str, in_function: bool = False) -> "Tensor":
         """`node` or `node:N` (a graph), `arg`, `node` or `node:out_arg:N` (a function body); ValueError
         for anything else (`x:abc`, `x:-1`, `x:`, an empty name)."""
-        name, colon, rest = text.partition(":")
-        if not name:
-            raise ValueError("%r is not a tensor name (no node)" % text)
-        if not colon:
-            return cls(name, None if in_function else 0)
-        arg, _, index = rest.rpartition(":") if in_function else ("", "", rest)
-        if not (index.isascii() and index.isdigit() and int(index) < 2 ** 31) or (in_function and not arg):
-            raise ValueError("%r is not a tensor name (%s)" % (text, "node:out_arg:index" if in_function
-                                                                  else "node:index"))
-        return cls(name, rest if in_function else int(rest))
+        return cls(*_parse_tensor(text, in_function))
 
     def __str__(self) -> str:
         return _tensor_name(self.node, self.port)
+
+
+def _parse_tensor(text: str, in_function: bool) -> Tuple[str, Port]:
+    """(node, port) of a NodeDef input naming a tensor: `node`, `node:1`, in a function `node:out:0`;
+    ValueError for anything else (`x:abc`, `x:-1`, `x:`, an empty name)."""
+    name, colon, rest = text.partition(":")
+    if not name:
+        raise ValueError("%r is not a tensor name (no node)" % text)
+    if not colon:
+        return name, None if in_function else 0
+    arg, _, index = rest.rpartition(":") if in_function else ("", "", rest)
+    if not (index.isascii() and index.isdigit() and int(index) < 2 ** 31) or (in_function and not arg):
+        raise ValueError("%r is not a tensor name (%s)" % (text, "node:out_arg:index" if in_function
+                                                              else "node:index"))
+    return name, rest if in_function else int(rest)
 
 
 def _tensor_name(node: str, port: Port) -> str:
@@ -90,11 +96,16 @@ class Graph:
         self.nx = nx.MultiDiGraph()
 
     # ---- queries ---------------------------------------------------------
+    # Queries and edits read and write networkx's dicts (`_node`: node -> data; `_succ` / `_pred`: node ->
+    # neighbour -> key -> edge data, the layout networkx documents for subclasses) rather than its views,
+    # which cost more than the query itself (a view per call).
     def __contains__(self, name: str) -> bool:
-        return self.nx.has_node(name) and self.nx.nodes[name].get("node") is not None
+        data = self.nx._node.get(name)
+        return data is not None and data.get("node") is not None
 
     def __getitem__(self, name: str) -> Node:
-        node = self.nx.nodes[name].get("node") if self.nx.has_node(name) else None
+        data = self.nx._node.get(name)
+        node = data.get("node") if data is not None else None
         if node is None:
             raise KeyError(name)
         return node
@@ -105,15 +116,14 @@ class Graph:
     @property
     def nodes(self) -> Iterator[Node]:
         """Real nodes (no function arguments), in stable insertion order."""
-        for _, node in self.nx.nodes(data="node"):
-            if node is not None and not node.is_arg:
+        for data in self.nx._node.values():  # what nx.nodes(data="node") reads, without its view per call
+            node = data.get("node")
+            if node is not None and node.op != ARG_OP:
                 yield node
 
     def nodes_by_op(self, *ops: str) -> List[Node]:
         return [n for n in self.nodes if n.op in ops]
 
-    # The queries read networkx's adjacency dicts (`_pred` / `_succ`: node -> neighbour -> key -> edge data,
-    # the structure networkx documents for subclasses) rather than building an edge view per call.
     def _in_edges(self, name: str) -> Iterator[Tuple[str, dict]]:
         """(source, edge data) of every edge into `name`."""
         for u, keyed in self.nx._pred[name].items():
@@ -131,6 +141,10 @@ class Graph:
         edges.sort(key=_first)
         return [Tensor(u, port) for _, u, port in edges]
 
+    def data_input_count(self, name: str) -> int:
+        """len(self.inputs(name)), without building the list."""
+        return sum(1 for _, d in self._in_edges(name) if d["kind"] == "data")
+
     def control_inputs(self, name: str) -> List[str]:
         edges = [(d["order"], u) for u, d in self._in_edges(name) if d["kind"] == "control"]
         return [u for _, u in sorted(edges)]
@@ -139,6 +153,16 @@ class Graph:
         """(node, input index) pairs reading `tensor`."""
         return sorted((v, d["dst_index"]) for v, d in self._out_edges(tensor.node)
                       if d["kind"] == "data" and d["src_port"] == tensor.port)
+
+    def consumers_by_port(self, name: str) -> Dict[Port, List[Tuple[str, int]]]:
+        """{port: consumers(Tensor(name, port))} for every read output of `name`, in one pass over its edges."""
+        found: Dict[Port, List[Tuple[str, int]]] = {}
+        for v, d in self._out_edges(name):
+            if d["kind"] == "data":
+                found.setdefault(d["src_port"], []).append((v, d["dst_index"]))
+        for readers in found.values():
+            readers.sort()
+        return found
 
     def readers(self, name: str) -> List[str]:
         """Nodes reading any data output of `name`, each once, sorted."""
@@ -169,7 +193,10 @@ class Graph:
         if name in self:
             raise ValueError("node %r already exists" % name)
         node = Node(name, op, dict(attrs or {}), device, extra)
-        self.nx.add_node(name, node=node)
+        if name in self.nx._succ:  # a node some edge named before it was added
+            self.nx._node[name]["node"] = node
+        else:  # nx.add_node, without its per-call overhead
+            self.nx._succ[name], self.nx._pred[name], self.nx._node[name] = {}, {}, {"node": node}
         self.set_inputs(name, inputs, control_inputs)
         return node
 
@@ -180,14 +207,37 @@ class Graph:
         stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
             self.nx.remove_edge(u, name, key=k)
-        self.nx.add_edges_from(self._input_edges(name, inputs, control_inputs or ()))
+        self._add_edges(self._input_edges(name, inputs, control_inputs or ()))
+
+    def _add_edges(self, edges: Iterable[Tuple[str, str, tuple, dict]]) -> None:
+        """networkx's add_edges_from for (source, target, key, data) edges, each data dict used as it is.
+
+        It writes the adjacency dicts directly (node -> neighbour -> key -> data, `_succ` and `_pred`
+        sharing each key dict, as networkx lays them out for subclasses): add_edges_from copies each
+        data dict twice and builds an adjacency view per edge, most of the cost of lifting a graph.
+        A missing endpoint becomes a node without data, as add_edges_from makes it.
+        """
+        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        for u, v, key, data in edges:
+            if u not in succ:
+                succ[u], pred[u], nodes[u] = {}, {}, {}
+            if v not in succ:
+                succ[v], pred[v], nodes[v] = {}, {}, {}
+            keyed = succ[u].get(v)
+            if keyed is None:
+                keyed = succ[u][v] = pred[v][u] = {}
+            if key in keyed:
+                keyed[key].update(data)
+            else:
+                keyed[key] = data
+        _clear_cache(self.nx)
 
     def _input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]):
         """The edges (source, name, key, data) of `name`'s inputs, in order."""
         in_function = self.in_function
         for i, t in enumerate(inputs):
-            t = t if isinstance(t, Tensor) else Tensor.parse(t, in_function)
-            yield t.node, name, ("data", i), {"kind": "data", "src_port": t.port, "dst_index": i}
+            node, port = (t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function)
+            yield node, name, ("data", i), {"kind": "data", "src_port": port, "dst_index": i}
         for i, u in enumerate(control_inputs):
             yield u, name, ("control", u), {"kind": "control", "order": i}
 
@@ -204,7 +254,7 @@ class Graph:
 
     def remove_node(self, name: str) -> None:
         """Remove `name`; its data outputs must be unused (control users lose the edge)."""
-        readers = [v for _, v, d in self.nx.out_edges(name, data=True) if d["kind"] == "data"]
+        readers = [v for v, d in self._out_edges(name) if d["kind"] == "data"]
         if readers:
             raise ValueError("cannot remove %r: still read by %s" % (name, ", ".join(sorted(set(readers)))))
         for consumer in self.control_consumers(name):
@@ -260,11 +310,11 @@ class Graph:
             raise ValueError("node %r already exists" % new)
         control = ("control", old)
         out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
-                     for _, v, k, d in self.nx.out_edges(old, keys=True, data=True)]
-        in_edges = [(u, new, k, d) for u, _, k, d in self.nx.in_edges(old, keys=True, data=True) if u != old]
+                     for v, keyed in self.nx._succ[old].items() for k, d in keyed.items()]
+        in_edges = [(u, new, k, d) for u, keyed in self.nx._pred[old].items() if u != old for k, d in keyed.items()]
         self.nx.add_node(new, **self.nx.nodes[old])
         self.nx.remove_node(old)
-        self.nx.add_edges_from(out_edges + in_edges)
+        self._add_edges(out_edges + in_edges)  # the removed edges' data dicts, now unshared
         node = self.nx.nodes[new].get("node")
         if node is not None:
             node.name = new
@@ -275,11 +325,13 @@ class Graph:
         return list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
 
     # ---- lowering --------------------------------------------------------
-    def _node_defs(self) -> List[node_def_pb2.NodeDef]:
-        return [self._node_def(node) for node in self.nodes]
+    def _lower_nodes(self, container) -> None:
+        """Append every node's NodeDef to `container` (a repeated NodeDef field), built in place: a
+        NodeDef built apart and then extended would be copied, twice the time and memory of the nodes."""
+        for node in self.nodes:
+            self._fill_node_def(container.add(), node)
 
-    def _node_def(self, node: Node) -> node_def_pb2.NodeDef:
-        nd = node_def_pb2.NodeDef()
+    def _fill_node_def(self, nd: node_def_pb2.NodeDef, node: Node) -> None:
         if node.extra is not None:
             nd.CopyFrom(node.extra)
         nd.name, nd.op, nd.device = node.name, node.op, node.device
@@ -294,23 +346,28 @@ class Graph:
         nd.input.extend([t for _, t in data] + [c for _, c in control])
         for key, value in node.attrs.items():
             nd.attr[key].CopyFrom(value)
-        return nd
 
     def _lift_node_defs(self, node_defs: Iterable[node_def_pb2.NodeDef], where: str) -> None:
         """Add the nodes and their edges; an input that is not a tensor name, or names no node (TF's
         importer refuses both), is a TranspileError naming `where`, the node and the input."""
         node_defs = list(node_defs)
-        for nd in node_defs:
-            self.nx.add_node(nd.name, node=Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd)))
+        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        for nd in node_defs:  # nx.add_node, inlined: one call per node is a measurable part of lifting
+            node = Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd))
+            if nd.name in succ:
+                nodes[nd.name]["node"] = node
+            else:
+                succ[nd.name], pred[nd.name], nodes[nd.name] = {}, {}, {"node": node}
+        _clear_cache(self.nx)
         for nd in node_defs:
             inputs = list(nd.input)
             data = [i for i in inputs if not i.startswith("^")]
             control = [i[1:] for i in inputs if i.startswith("^")]
             try:
-                if self.nx._pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
+                if pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
                     self.set_inputs(nd.name, data, control)
                 else:
-                    self.nx.add_edges_from(self._input_edges(nd.name, data, control))
+                    self._add_edges(self._input_edges(nd.name, data, control))
             except ValueError as exc:
                 raise TranspileError("not a valid graph: %s, node %s: input %s" % (where, nd.name, exc)) from None
         self._refuse_dangling(node_defs, where)
@@ -375,7 +432,7 @@ class Function(Graph):
     def lower(self) -> function_pb2.FunctionDef:
         fdef = function_pb2.FunctionDef()
         fdef.CopyFrom(self.header)
-        fdef.node_def.extend(self._node_defs())
+        self._lower_nodes(fdef.node_def)
         for key, tensor in self.ret.items():
             fdef.ret[key] = str(tensor)
         for key, name in self.control_ret.items():
@@ -412,10 +469,14 @@ class GraphDefIR(Graph):
     def lower(self) -> graph_pb2.GraphDef:
         graph_def = graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
-        graph_def.node.extend(self._node_defs())
+        self._lower_nodes(graph_def.node)
         if self.functions:
             graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
+
+
+#: networkx 3 caches some views per graph and drops them on every change (nx._clear_cache); older ones do not.
+_clear_cache = getattr(nx, "_clear_cache", lambda graph: None)
 
 
 def _first(item: tuple):

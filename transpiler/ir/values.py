@@ -68,8 +68,6 @@ def tensor_value(proto):
     None when the dtype is not a plain number, bool or string, when the proto holds no values for a
     non-empty shape, or when the shape or the stored values exceed MAX_ELEMENTS (MAX_STRING_BYTES).
     """
-    import numpy as np
-
     from transpiler.ir.attrs import dtype_name
 
     name = dtype_name(proto.dtype)
@@ -77,6 +75,10 @@ def tensor_value(proto):
     count = math.prod(shape)  # Python ints: a claimed 2**31 x 2**31 does not overflow
     if count > MAX_ELEMENTS or min(shape, default=0) < 0 or (name not in NP_TYPES and name != "DT_STRING"):
         return None
+    if name == "DT_STRING" and len(shape) <= 1:
+        return _string_value(proto, shape, count)
+    import numpy as np  # here: a check or a rename of a saver's keys need not load it (a third of a second)
+
     array = _stored_values(proto, name)
     if array is None or array.size > count or (array.size == 0 and count):
         return None
@@ -84,6 +86,17 @@ def tensor_value(proto):
         array = np.concatenate([array, np.repeat(array[-1:], count - array.size)]) if array.size else array
     array = array.reshape(shape)
     return array.tolist() if shape else array.reshape(-1)[0].item() if array.dtype != object else array.reshape(-1)[0]
+
+
+def _string_value(proto, shape: list, count: int):
+    """tensor_value of a DT_STRING scalar or vector (a saver's key list), in plain Python, as the numpy
+    path gives it: the last value repeated to fill the shape; None when too few or too many are stored."""
+    values = proto.string_val
+    if len(values) > count or (not values and count) or sum(map(len, values)) > MAX_STRING_BYTES:
+        return None
+    items = [_text(v) for v in values]
+    items += items[-1:] * (count - len(items))
+    return items if shape else items[0]
 
 
 def _stored_values(proto, name: str):

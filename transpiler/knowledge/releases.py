@@ -12,7 +12,7 @@ import functools
 import gzip
 import json
 from importlib import resources
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from transpiler.errors import TranspileError
 from transpiler.io.protos import json_format, op_def_pb2
@@ -97,6 +97,7 @@ class Catalog:
         self._contrib: dict = data.get("contrib_ops") or {}
         self._proto_fields: dict = data.get("proto_fields") or {}
         self._parsed: dict = {}
+        self._last: Dict[str, Optional[str]] = {}
 
     def opset(self, version: str) -> Opset:
         return Opset(self, self.resolve(version))
@@ -179,8 +180,10 @@ class Catalog:
         return ["%d.%d" % (major, m) for m in range(pminor + 1, minor)]
 
     def last_release(self, op: str) -> Optional[str]:
-        """The newest release that has `op`."""
-        return next((r for r in reversed(self.releases) if self.op_def(op, r)), None)
+        """The newest release that has `op` (asked for every node: remembered per op)."""
+        if op not in self._last:
+            self._last[op] = next((r for r in reversed(self.releases) if self.op_def(op, r)), None)
+        return self._last[op]
 
     def close_ops(self, name: str, n: int = 3) -> List[str]:
         """Known op names (core or contrib) close to `name`, best first: what a typo of it meant."""

@@ -12,8 +12,9 @@ name (its ``shared_name``) becomes the key, so TF 1.x ``tf.train.Saver``,
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from transpiler.ir.attrs import make_attr
 from transpiler.ir.graph import GraphDefIR, Node, Tensor
@@ -55,8 +56,7 @@ class CheckpointNames(Pass):
             return
         handles = {}
         for node in savers:
-            for index, key in enumerate(keys[node.name] or ()):
-                handle = _variable_for(ir, node, index)
+            for key, handle in zip(keys[node.name] or (), _variables_of(ir, node)):
                 if handle is not None:
                     handles.setdefault(key, handle)
         self.mapping = self._names(handles)
@@ -133,30 +133,41 @@ def restored_variables(ir: GraphDefIR) -> Dict[str, str]:
     """{variable node name: checkpoint key} for every variable a RestoreV2 fills."""
     found = {}
     for node in ir.nodes_by_op("RestoreV2"):
-        for index, key in enumerate(_keys(ir, node) or ()):
-            handle = _variable_for(ir, node, index)
+        for key, handle in zip(_keys(ir, node) or (), _variables_of(ir, node)):
             if handle is not None:
                 found.setdefault(handle.name, key)
     return found
 
 
-def _variable_for(ir: GraphDefIR, node: Node, index: int) -> Optional[Node]:
-    """The VarHandleOp that key `index` of a SaveV2/RestoreV2 node reads or fills."""
+def _variables_of(ir: GraphDefIR, node: Node) -> Iterator[Optional[Node]]:
+    """The VarHandleOp that each key of a SaveV2/RestoreV2 node reads or fills (None where there is none),
+    in key order. The node's inputs and readers are listed once, not once per key: a saver of N
+    variables has N inputs or N outputs, and per-key queries would make this quadratic."""
     if node.op == "SaveV2":
-        return _handle_upstream(ir, ir.inputs(node.name)[3 + index])
-    for consumer in _downstream(ir, Tensor(node.name, index)):
-        if consumer.op in ASSIGN_OPS:
-            return _handle_upstream(ir, ir.inputs(consumer.name)[0])
+        for tensor in ir.inputs(node.name)[3:]:
+            yield _handle_upstream(ir, tensor)
+        return
+    by_port = ir.consumers_by_port(node.name)
+    for index in itertools.count():
+        yield _assigned(ir, by_port.get(index, []))
+
+
+def _assigned(ir: GraphDefIR, consumers: List[Tuple[str, int]]) -> Optional[Node]:
+    """The variable that the first assign op among `consumers` (through pass-through ops) fills."""
+    for name, _ in consumers:
+        for consumer in _downstream_from(ir, ir[name]):
+            if consumer.op in ASSIGN_OPS:
+                return _handle_upstream(ir, ir.inputs(consumer.name)[0])
     return None
 
 
-def _downstream(ir: GraphDefIR, tensor: Tensor) -> Iterator[Node]:
-    for name, _ in ir.consumers(tensor):
-        node = ir[name]
-        if node.op in _PASS_THROUGH:
-            yield from _downstream(ir, Tensor(name, 0))
-        else:
-            yield node
+def _downstream_from(ir: GraphDefIR, node: Node) -> Iterator[Node]:
+    """`node`, or the first non-pass-through readers behind it when it passes its input through."""
+    if node.op not in _PASS_THROUGH:
+        yield node
+        return
+    for name, _ in ir.consumers(Tensor(node.name, 0)):
+        yield from _downstream_from(ir, ir[name])
 
 
 def _handle_upstream(ir: GraphDefIR, tensor: Tensor) -> Optional[Node]:

@@ -8,7 +8,7 @@ blocks loading and why.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 from transpiler.ir.graph import Graph, GraphDefIR, Node
 from transpiler.io.protos import op_def_pb2
@@ -64,11 +64,15 @@ def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpL
     producer = ir.header.versions.producer
     if as_written:  # the writer lowers the producer to the target's
         producer = min(producer, opset.graph_def_version)
+    known: Dict[str, Optional[dict]] = {}
     for function, graph in ir.graphs():
         for node in graph.nodes:
             if node.op not in ir.functions:
+                if node.op not in known:
+                    op_def = opset.op(node.op)
+                    known[node.op] = {a.name: a for a in op_def.attr} if op_def is not None else None
                 problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {},
-                                            producer))
+                                            producer, known[node.op]))
     return problems
 
 
@@ -80,7 +84,8 @@ def _check_versions(ir: GraphDefIR, opset: Opset) -> Iterator[Problem]:
 
 
 def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str], tolerated: dict,
-                producer: int) -> Iterator[Problem]:
+                producer: int, known: Optional[dict]) -> Iterator[Problem]:
+    """The problems of one node; `known` is the target's attr defs of its op by name (None: no such op)."""
     def problem(kind: str, detail: str, introduced: Optional[str] = None) -> Problem:
         gap = opset.catalog.missing_before(introduced) if introduced else []
         unknown = (gap[0] if len(gap) == 1 else "%s-%s" % (gap[0], gap[-1])) if gap else None
@@ -102,7 +107,6 @@ def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str],
         else:
             yield problem("unknown-op", "op unknown to every known release (a custom op?)")
         return
-    known = {a.name: a for a in op_def.attr}
     for name, value in node.attrs.items():
         if name.startswith("_") or name in known or _dropped_by_importer(tolerated, node.op, name, value):
             continue
@@ -117,7 +121,7 @@ def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str],
         elif value is not None and not _type_allowed(attr, value):
             yield problem("type-not-allowed", "attr '%s' type not allowed in TF %s" % (attr.name, opset.short))
     expected = opdefs.expected_inputs(op_def, node.attrs)
-    got = len(graph.inputs(node.name))
+    got = graph.data_input_count(node.name)
     if expected is not None and expected != got:
         yield problem("arity", "%d inputs, TF %s expects %d" % (got, opset.short, expected))
     # TF refuses a deprecated op by the graph's producer version (which the writer never raises), not its own

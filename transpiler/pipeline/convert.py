@@ -195,7 +195,7 @@ def write(result: Plan, out: Path) -> None:
         freeze_model(model, result.irs[0])
     for mg, ir in zip(model.meta_graphs, result.irs):
         mg.graph_def.CopyFrom(ir.lower())
-    write_model(model, out, result.opset, result.options.force, result.options.progress)
+    write_model(model, out, result.opset, result.options.force, result.options.progress, result.options.link)
 
 
 def _write_upgrade(result: Plan, out: Path) -> None:

@@ -1,0 +1,143 @@
+"""Render a decomposition template once per kind of node, not once per node.
+
+A rule that fires on 25 000 LeakyRelu nodes renders the same text 25 000
+times but for the node's own names: rendering (jinja2 in the sandbox) is most
+of the cost of a firing. When a template uses the names only by writing them
+out as they are (``{{ name }}``, ``{{ inputs[N] }}`` directly in the output:
+no filter, condition, concatenation, loop, macro or `set` sees them), its
+text for a node is its text for placeholders of the same lengths with the
+names put back. So the template is rendered once for placeholders per key
+(the lengths of the names and the values of everything else the template
+reads), and each node gets that text with its names filled in.
+
+The sandbox's budget charges only sizes, which the same-length placeholders
+keep, so a render the memo stands in for would have passed the same limits.
+A template that reads anything else of the context (``const``,
+``producer_attrs``, random ``lipsum``), or a context that is not plain data,
+is rendered as it is every time; so is any render that fails (its error is
+the real render's).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from jinja2 import meta, nodes
+
+#: Context entries a memoized template may read; their values (plain data) key the memo.
+_DATA = frozenset({"op", "attrs", "dtypes", "shapes", "device", "target"})
+#: Context helpers whose answers depend only on the target release (keyed by it).
+_TARGET_HELPERS = frozenset({"has_op"})
+#: Globals that are functions of their arguments alone.
+_PURE_GLOBALS = frozenset({"range"})
+_NAMES = frozenset({"name", "inputs"})
+#: Tags that could hand the names to code the check below does not see.
+_OPAQUE = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends, nodes.Macro, nodes.CallBlock,
+           nodes.FilterBlock)
+#: Placeholder i: _OPEN, chr(_FIRST + i), then _PAD up to the name's length (private use characters).
+_OPEN, _PAD, _FIRST = "\uE000", "\uE001", 0xE100
+_PRIVATE = re.compile("[\uE000-\uF8FF]")
+#: Rendered texts kept (a few per rule and name length in practice); the memo starts over when full.
+MAX_ENTRIES = 4096
+
+_memo: Dict[tuple, Optional[str]] = {}
+_NOT_PLAIN = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _reads(source: str, env) -> Optional[frozenset]:
+    """The context names `source` reads, if it only ever writes the node's names straight out; else None."""
+    try:
+        tree = env.parse(source)
+    except Exception:
+        return None
+    used = meta.find_undeclared_variables(tree)
+    if not used <= _DATA | _TARGET_HELPERS | _PURE_GLOBALS | _NAMES:
+        return None
+    if any(True for _ in tree.find_all(_OPAQUE)):
+        return None
+    written = set()
+    for output in tree.find_all(nodes.Output):
+        for child in output.nodes:
+            if isinstance(child, nodes.Name) and child.name == "name":
+                written.add(id(child))
+            elif isinstance(child, nodes.Getitem) and isinstance(child.node, nodes.Name) and \
+                    child.node.name == "inputs" and isinstance(child.arg, nodes.Const) and \
+                    type(child.arg.value) is int and child.arg.value >= 0:
+                written.add(id(child.node))
+    if any(n.name in _NAMES and id(n) not in written for n in tree.find_all(nodes.Name)):
+        return None
+    return frozenset(used)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for plain data, equal only for values that render alike (types and -0.0 kept)."""
+    kind = type(value)
+    if kind is float:
+        return "float", repr(value)
+    if kind in (str, int, bool) or value is None:
+        return kind.__name__, value
+    if kind in (list, tuple):
+        return kind.__name__, tuple(_frozen(v) for v in value)
+    if kind is dict:
+        return "dict", tuple((_frozen(k), _frozen(v)) for k, v in value.items())
+    raise TypeError("not plain data")
+
+
+def _key(source: str, used: frozenset, context: Dict[str, Any], names: List[str]) -> Optional[tuple]:
+    try:
+        data = tuple((k, context["target"] if k in _TARGET_HELPERS else _frozen(context[k]))
+                     for k in sorted(used - _NAMES - _PURE_GLOBALS))
+        hash(data)
+    except (KeyError, TypeError):
+        return None
+    return source, tuple(len(n) for n in names), data
+
+
+def _placeholder(index: int, name: str) -> str:
+    return _OPEN + chr(_FIRST + index) + _PAD * (len(name) - 2)
+
+
+def render(source: str, context: Dict[str, Any], env, real: Callable[[Dict[str, Any]], str]) -> str:
+    """`real(context)` (the template rendered in the sandbox), from the memo when the template allows."""
+    used = _reads(source, env)
+    inputs = context.get("inputs")
+    names = [context.get("name")] + (list(inputs) if isinstance(inputs, list) else [])
+    if used is None or not isinstance(inputs, list) or len(names) > 0x1000 or \
+            not all(isinstance(n, str) and len(n) >= 2 and not _PRIVATE.search(n) for n in names):
+        return real(context)
+    key = _key(source, used, context, names)
+    if key is None:
+        return real(context)
+    if key not in _memo:
+        shape = _shape(context, names, real)
+        if len(_memo) >= MAX_ENTRIES:
+            _memo.clear()
+        _memo[key] = shape
+    shape = _memo[key]
+    if shape is None:
+        return real(context)
+    for index, name in enumerate(names):
+        shape = shape.replace(_placeholder(index, name), name)
+    return shape
+
+
+def _shape(context: Dict[str, Any], names: List[str], real: Callable[[Dict[str, Any]], str]) -> Optional[str]:
+    """The text for placeholders, or None when it cannot stand in (private use characters of its own).
+
+    A render that fails raises: the names reach no operation, so the real render fails the same way
+    (rendering a hostile template twice would double the time it takes to refuse it). Only an error
+    that quotes a placeholder is left to the real render, for its message."""
+    placeholders = [_placeholder(i, n) for i, n in enumerate(names)]
+    try:
+        text = real(dict(context, name=placeholders[0], inputs=placeholders[1:]))
+    except Exception as exc:
+        if _PRIVATE.search(str(exc)):
+            return None
+        raise
+    rest = text
+    for placeholder in placeholders:
+        rest = rest.replace(placeholder, "")
+    return None if _PRIVATE.search(rest) else text
