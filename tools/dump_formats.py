@@ -16,13 +16,13 @@ tables (TF 1.4's Linux wheel: "corrupted compressed block contents"), so a
 converter must write their indexes uncompressed.
 """
 import argparse
-import json
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
+from dump_common import tf_version, write_dump  # noqa: E402
 
 FIXTURES = ("snappy_index",)
 EXPECTED = [1.0, 2.0, 3.0]
@@ -51,16 +51,9 @@ def main(argv=None):
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     results = dict((name, reads(os.path.join(a.fixtures, name, "ckpt"))) for name in FIXTURES)
-    version = getattr(tf, "__version__", None) or tf.version.VERSION
-    doc = {"tf_version": version, "reads": dict((n, r[0]) for n, r in results.items()),
+    doc = {"tf_version": tf_version(tf), "reads": dict((n, r[0]) for n, r in results.items()),
            "errors": dict((n, r[1]) for n, r in results.items() if not r[0])}
-    text = json.dumps(doc, sort_keys=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text + "\n")
-    sys.stderr.write("reads %s\n" % ", ".join("%s=%s" % kv for kv in sorted(doc["reads"].items())))
+    write_dump(doc, a.out, "reads %s" % ", ".join("%s=%s" % kv for kv in sorted(doc["reads"].items())))
     return 0
 
 

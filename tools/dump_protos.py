@@ -16,7 +16,6 @@ leaves the oneof empty (TF 2.9 reading a TF 2.15 function default:
 tools/build_opsets.py merges these dumps into the opset data.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -24,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+from dump_common import tf_version, write_dump  # noqa: E402
 
 
 def walk(descriptor, messages, enums):
@@ -46,15 +46,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     messages, enums = {}, {}
     walk(saved_model_pb2.SavedModel.DESCRIPTOR, messages, enums)
-    version = getattr(tf, "__version__", None) or tf.version.VERSION
-    doc = {"tf_version": version, "messages": messages, "enums": enums}
-    text = json.dumps(doc, sort_keys=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text + "\n")
-    sys.stderr.write("%d messages, %d enums\n" % (len(messages), len(enums)))
+    write_dump({"tf_version": tf_version(tf), "messages": messages, "enums": enums}, a.out,
+               "%d messages, %d enums" % (len(messages), len(enums)))
     return 0
 
 
