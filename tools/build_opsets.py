@@ -4,7 +4,8 @@
     python tools/build_opsets.py [--releases 1.4.0 1.8.0 ...] [--no-host] [--force]
                                  [--out transpiler/data/opsets.json]
 
-Runs tools/dump_opset.py inside every release provisioned by
+Runs tools/dump_opset.py (op registries and kernels), dump_protos.py (SavedModel
+proto schemas, 2.x) and dump_formats.py (checkpoint formats read) inside every release provisioned by
 transpiler/runtimes/provision.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0 under Python 2.7;
 2.2 ... 2.20 under Python 3, see provision.RELEASES) and in
 the host's TensorFlow (sys.executable), caches the raw dumps under
@@ -83,6 +84,8 @@ def _cache_file(version, script):
     """Cached dump of `script` in `version` (op dumps keep their old names: no re-dump needed)."""
     tag = "" if script == DUMP_SCRIPT else script.stem.replace("dump_", "") + "-"
     digest = hashlib.sha256(script.read_bytes())
+    if b"dump_common" in script.read_bytes():    # what it imports is part of it
+        digest.update((script.parent / "dump_common.py").read_bytes())
     if script == FORMATS_SCRIPT:    # the fixtures are inputs too
         for path in sorted(p for p in write_format_fixtures().rglob("*") if p.is_file()):
             digest.update(path.read_bytes())
