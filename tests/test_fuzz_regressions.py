@@ -150,3 +150,16 @@ def test_softmax_of_recorded_2d_logits_is_left_alone(tmp_path):
 
     assert fired([2, 3]) == [] and fired([-1, -1]) == []
     assert fired([2, 3, 4]) == ["softmax-nd-to-2d"] and fired([5]) == ["softmax-nd-to-2d"]
+
+
+# ---- a saver's key list of the wrong shape (TypeError in checkpoint_names._drop_unread) ----------
+
+def test_restore_keys_of_the_wrong_shape_are_bad_input(tmp_path):
+    """The fuzzer's case (seed 2, index 735): RestoreV2's shape_and_slices Const reshaped to [1, 1, 1, 1]."""
+    import fuzzing
+
+    case, work = fuzzing.build_case(2, 735, tmp_path / "case")
+    assert "RestoreV2/shape_and_slices shape [1, 1, 1, 1]" in case.detail, case.detail
+    result = fuzzing.run_case(case, work, timeout=120)
+    assert result.outcome == "exit 2", (result.outcome, result.stderr_tail)
+    assert "tensor_names and shape_and_slices must be 1-D string Consts" in result.stderr_tail

@@ -16,6 +16,7 @@ import itertools
 import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from transpiler.errors import TranspileError
 from transpiler.ir.attrs import make_attr
 from transpiler.ir.graph import GraphDefIR, Node, Tensor
 from transpiler.ir.values import const_value
@@ -121,6 +122,9 @@ def _drop_unread(ir: GraphDefIR, node: Node, droppable: list) -> None:
         return
     keep = [i for i in range(len(droppable)) if i not in drop]
     keys, slices = (const_value(ir, t) for t in ir.inputs(node.name)[1:3])
+    if not (isinstance(keys, list) and isinstance(slices, list) and len(keys) == len(slices) == len(droppable)):
+        raise TranspileError("not a valid graph: %s %s: tensor_names and shape_and_slices must be 1-D string "
+                             "Consts with one entry per restored tensor" % (node.op, node.name))
     _set_keys(ir, node, [keys[i] for i in keep], [slices[i] for i in keep])
     dtypes = node.attrs["dtypes"].list.type
     node.attrs["dtypes"] = make_attr("list(type)", [dtypes[i] for i in keep])
