@@ -21,6 +21,8 @@ outputs) or a model_zoo.Case. ``inputs`` maps input keys to arrays.
 Everything runs in its own tf.Graph, so eager mode stays on for the caller.
 """
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -148,3 +150,10 @@ def run_on_host(case_dir_or_path, case, inputs, config=None):
             if not out_names:
                 raise ValueError("case for %s names no outputs" % path)
             return _run(sess, _feeds(in_names, inputs, path), out_names)
+
+
+def build_with_host_tf(script: str, out) -> None:
+    """Run `script` (Python source that writes a model to sys.argv[1]) in a fresh host-TF process:
+    a model built apart from the test process keeps that process free of TF's global state."""
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from host_runner import build_with_host_tf
+
 from transpiler.cli import output
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +68,7 @@ def run_in_pty(*args, env=None):
 @pytest.fixture(scope="module")
 def big_saved_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("big") / "model"
-    subprocess.run([sys.executable, "-c", BIG_SAVED_MODEL, str(path)], check=True, capture_output=True,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    build_with_host_tf(BIG_SAVED_MODEL, path)
     return path
 
 

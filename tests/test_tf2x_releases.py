@@ -4,13 +4,11 @@ and a `--to 2.9` output is what real TF 2.9 loads."""
 
 import json
 import shutil
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from host_runner import build_with_host_tf
 from transpiler.knowledge.releases import catalog, version_key
 from transpiler.runtimes import provision
 
@@ -42,8 +40,7 @@ tf.saved_model.save(m, sys.argv[1], signatures={"serving_default": m.f})
 def host_saved_model(tmp_path_factory):
     """A tf.Module with a tf.Variable and a signature, saved by the host's TF (2.21)."""
     out = tmp_path_factory.mktemp("tf2x") / "module"
-    subprocess.run([sys.executable, "-c", _MODULE, str(out)], check=True, capture_output=True,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    build_with_host_tf(_MODULE, out)
     return out
 
 
