@@ -9,11 +9,12 @@ GraphDef producer, ``stripped_op_list`` from the target's opset).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from transpiler.errors import TranspileError
 from transpiler.io.checkpoints import checkpoint_files, copy_checkpoint
@@ -120,14 +121,16 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
         stamp_target(mg, opset)
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
+    # The one place checkpoint options are known: the form writers only say where the checkpoint goes.
+    checkpoint = functools.partial(_write_checkpoint, model, opset=opset, progress=progress, link=link)
     if kind is Kind.META_GRAPH:
-        _write_meta_graph(model, out, force, _is_text(model, kind, out), opset, progress, link)
+        _write_meta_graph(model, out, force, _is_text(model, kind, out), checkpoint)
         return
     with staged(out, force) as tmp:
         if kind is Kind.SAVED_MODEL:
-            _write_saved_model(model, tmp, _is_text(model, kind, out), opset, progress, link)
+            _write_saved_model(model, tmp, _is_text(model, kind, out), checkpoint)
         else:
-            _write_graph_def(model, tmp, _is_text(model, kind, out), opset)
+            _write_graph_def(model, tmp, _is_text(model, kind, out))
 
 
 def _is_text(model: Model, kind: Kind, out: Path) -> bool:
@@ -255,8 +258,7 @@ def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
         node.ClearField("experimental_debug_info")
 
 
-def _write_saved_model(model: Model, tmp: Path, text: bool, opset: Opset,
-                       progress: Optional[Progress] = None, link: bool = False) -> None:
+def _write_saved_model(model: Model, tmp: Path, text: bool, checkpoint: Callable[[Path], None]) -> None:
     tmp.mkdir()
     sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
     if model.saved_model is not None:
@@ -276,15 +278,14 @@ def _write_saved_model(model: Model, tmp: Path, text: bool, opset: Opset,
             shutil.copyfile(model.path / KERAS_METADATA, tmp / KERAS_METADATA)
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
-        _write_checkpoint(model, tmp / "variables" / "variables", opset, progress, link)
+        checkpoint(tmp / "variables" / "variables")
 
 
-def _write_graph_def(model: Model, tmp: Path, text: bool, opset: Opset) -> None:
+def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:
     tmp.write_bytes(_serialize(model.meta_graphs[0].graph_def, text))
 
 
-def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, opset: Opset,
-                      progress: Optional[Progress] = None, link: bool = False) -> None:
+def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, checkpoint: Callable[[Path], None]) -> None:
     """OUT.meta and its checkpoint beside it (OUT.index, OUT.data-*), as tf.train.Saver lays them out.
 
     The checkpoint files are staged and moved into place first, the meta graph
@@ -294,7 +295,7 @@ def _write_meta_graph(model: Model, out: Path, force: bool, text: bool, opset: O
     workdir = make_workdir(out.parent)
     try:
         if model.checkpoint is not None:
-            _write_checkpoint(model, workdir / prefix.name, opset, progress, link)
+            checkpoint(workdir / prefix.name)
         (workdir / out.name).write_bytes(_serialize(model.meta_graphs[0], text))
         if not force and (out.exists() or checkpoint_files(prefix)):
             raise TranspileError("output %s already exists (use --force to replace it)" % out)
