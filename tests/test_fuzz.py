@@ -13,7 +13,7 @@ import pytest
 import fuzzing
 
 #: CI: cases, seed, per-case wall timeout (a clean case takes about 2 s of CPU).
-CI_CASES, CI_SEED, CI_TIMEOUT = 100, 13, 30.0
+CI_CASES, CI_SEED, CI_TIMEOUT = 50, 13, 30.0  # seed 13 meets every mutator and seed model by case 38
 LONG_CASES, LONG_SEED = 1000, 1
 
 

@@ -26,9 +26,17 @@ TF1_MODELS = ["linear_relu6", "while_cond", "cnn_keras", "cnn_keras_frozen"]
 NOT_BUILT = {("1.4.0", "cnn_keras"), ("1.4.0", "cnn_keras_frozen"), ("1.15.0", "deprecated_random_poisson")}
 
 
+FULL = pytest.mark.full_matrix
+#: CI time: the tests parametrized by RELEASES run the first in CI, the rest under --full-matrix.
+CI_RELEASES = [RELEASES[0]] + [pytest.param(r, marks=FULL) for r in RELEASES[1:]]
+
+
 def built_pairs(names):
-    """(name, release) for every model its release builds: never a skip in CI."""
-    return [(n, r) for n in names for r in RELEASES if (r, n) not in NOT_BUILT]
+    """(name, release) for every model its release builds: never a skip in CI. For CI time only the first
+    release that builds a model runs in CI, the others under --full-matrix."""
+    pairs = [(n, r) for n in names for r in RELEASES if (r, n) not in NOT_BUILT]
+    firsts = {n: r for n, r in reversed(pairs)}
+    return [pytest.param(n, r, marks=[] if firsts[n] == r else [FULL]) for n, r in pairs]
 TOL = 1e-5
 
 
@@ -184,7 +192,7 @@ def test_gather_tree_is_refused_with_the_reason(tf1_upgrade_cases, cli, tmp_path
 
 
 @pytest.mark.real_runtime
-@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("release", CI_RELEASES)
 def test_frozen_graph_signature_comes_from_placeholders_and_sinks(release, tf1_upgrade_cases, cli, tf, tmp_path):
     case = tf1_upgrade_cases(release)["cnn_layers_frozen"]
     result = cli(case.path, tmp_path / "out", "--to", TARGET, "--format", "json")
@@ -265,7 +273,7 @@ def test_tfsm_layer_wraps_the_model_and_trains_a_step(name, flags, tf1_upgrade_c
 
 
 @pytest.mark.real_runtime
-@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("release", CI_RELEASES)
 def test_meta_graph_and_checkpoint(release, tf1_upgrade_cases, cli, tf, tmp_path):
     case = tf1_upgrade_cases(release)["train_checkpoint"]
     assert upgrade_checkpoint(case).endswith("model.ckpt")
@@ -347,9 +355,9 @@ def test_reference_variable_writes_become_resource_updates(cli, tf, corpus_case,
 
 @pytest.mark.real_runtime
 @pytest.mark.parametrize("producer,name", [
-    ("tf1_cases", "linear_relu6"),
+    pytest.param("tf1_cases", "linear_relu6", marks=FULL),
     ("tf1_cases", "while_cond"),
-    ("tf1_upgrade_cases", "cnn_layers"),
+    pytest.param("tf1_upgrade_cases", "cnn_layers", marks=FULL),
     ("tf1_upgrade_cases", "lstm_dynamic_rnn"),
 ])
 def test_round_trip_115_to_221_to_18(producer, name, request, cli, run_case, tmp_path):
@@ -381,8 +389,9 @@ print(json.dumps({"variables": [v.name for v in model.trainable_variables],
 
 
 @pytest.mark.real_runtime
-@pytest.mark.parametrize("target", ["2.1.0", "2.0.0"])
-@pytest.mark.parametrize("release,name", [("1.15.0", "cnn_layers"), ("1.4.0", "lstm_dynamic_rnn")])
+@pytest.mark.parametrize("release,name,target", [("1.15.0", "cnn_layers", "2.1.0"), ("1.4.0", "lstm_dynamic_rnn", "2.0.0"),
+                                                 pytest.param("1.15.0", "cnn_layers", "2.0.0", marks=FULL),
+                                                 pytest.param("1.4.0", "lstm_dynamic_rnn", "2.1.0", marks=FULL)])
 def test_upgrade_for_an_older_tf2_release_loads_natively_there(release, name, target, tf1_upgrade_cases, tf_release,
                                                                 cli, tmp_path):
     """The host's TF writes the SavedModel; the usual rules then take it to the target (e.g. 2.21 -> 2.1)."""
