@@ -6,7 +6,7 @@ No TF runtime: TensorProtos are decoded with numpy.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Collection, Optional
 
 from transpiler.ir.attrs import plain
 from transpiler.ir.graph import Graph, Node, Tensor
@@ -26,20 +26,49 @@ _FIELDS = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT64": "int6
            "DT_UINT32": "uint32_val", "DT_UINT64": "uint64_val", "DT_HALF": "half_val"}
 
 
-def producer(graph: Graph, tensor: Tensor) -> Optional[Node]:
-    """The node behind `tensor`, looking through Identity (None for function arguments)."""
+def look_through(graph: Graph, tensor: Tensor, through: Collection[str]) -> Optional[Node]:
+    """The first node behind `tensor` whose op is not in `through`, following each pass-through op's
+    input (IdentityN's by the port read); None for a function argument, a cycle or a missing input."""
     seen = set()
     while tensor.node in graph and tensor.node not in seen:
         seen.add(tensor.node)
         node = graph[tensor.node]
         if node.is_arg:
             return None
-        if node.op != "Identity":
+        if node.op not in through:
             return node
         inputs = graph.inputs(node.name)
-        if not inputs:
+        index = tensor.port if node.op == "IdentityN" and isinstance(tensor.port, int) else 0
+        if index >= len(inputs):
             return None
-        tensor = inputs[0]
+        tensor = inputs[index]
+    return None
+
+
+def producer(graph: Graph, tensor: Tensor) -> Optional[Node]:
+    """The node behind `tensor`, looking through Identity (None for function arguments)."""
+    return look_through(graph, tensor, ("Identity",))
+
+
+#: The first GraphDef version whose Placeholders read an empty `shape` as a scalar; older graphs
+#: meant "any shape" by it (TF's Placeholder shape function keeps that reading for them).
+PLACEHOLDER_SCALAR_SHAPE_SINCE = 22
+
+
+def static_rank(graph: Graph, tensor: Tensor, graph_version: int) -> Optional[int]:
+    """The rank TF's shape inference is sure to give `tensor` on import: a Const's, or a Placeholder's
+    fixed `shape` attr (through Identity); None when nothing fixes it. `graph_version` is the GraphDef
+    producer version the graph is loaded with."""
+    node = producer(graph, tensor)
+    if node is None:
+        return None
+    if node.op == "Const" and "value" in node.attrs:
+        return len(node.attrs["value"].tensor.tensor_shape.dim)
+    if node.op == "Placeholder" and "shape" in node.attrs and node.attrs["shape"].HasField("shape"):
+        shape = node.attrs["shape"].shape
+        if shape.unknown_rank or (not shape.dim and graph_version < PLACEHOLDER_SCALAR_SHAPE_SINCE):
+            return None
+        return len(shape.dim)
     return None
 
 

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from transpiler.errors import TranspileError
 from transpiler.ir.attrs import make_attr
 from transpiler.ir.graph import GraphDefIR, Node, Tensor
-from transpiler.ir.values import const_value
+from transpiler.ir.values import const_value, look_through
 from transpiler.passes.base import Context, Pass, PassLog
 
 #: Ops that pass a tensor through unchanged on the way between a saver op and a variable.
@@ -175,13 +175,5 @@ def _downstream_from(ir: GraphDefIR, node: Node) -> Iterator[Node]:
 
 
 def _handle_upstream(ir: GraphDefIR, tensor: Tensor) -> Optional[Node]:
-    seen: Tuple[str, ...] = ()
-    while tensor.node in ir and tensor.node not in seen:
-        node = ir[tensor.node]
-        if node.op in HANDLE_OPS:
-            return node
-        if node.op not in _PASS_THROUGH + ("ReadVariableOp",):
-            return None
-        seen += (node.name,)
-        tensor = ir.inputs(node.name)[0 if node.op != "IdentityN" else tensor.port]
-    return None
+    node = look_through(ir, tensor, _PASS_THROUGH + ("ReadVariableOp",))
+    return node if node is not None and node.op in HANDLE_OPS else None

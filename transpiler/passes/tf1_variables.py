@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 from transpiler.ir.graph import GraphDefIR, Tensor
-from transpiler.ir.values import const_value, producer
+from transpiler.ir.values import const_value, look_through, producer
 from transpiler.passes.base import Context, Pass, PassLog
 
 #: Variable ops and whether they hold a resource handle (else a reference).
@@ -53,19 +53,8 @@ def _text(value) -> str:
 
 def _variable_behind(ir: GraphDefIR, tensor: Tensor) -> Optional[str]:
     """The variable node a saved tensor reads (through Identity / ReadVariableOp / read snapshots)."""
-    seen = set()
-    while tensor.node in ir and tensor.node not in seen:
-        seen.add(tensor.node)
-        node = ir[tensor.node]
-        if node.op in VARIABLE_OPS:
-            return node.name
-        if node.op not in ("Identity", "ReadVariableOp", "RefIdentity"):
-            return None
-        inputs = ir.inputs(node.name)
-        if not inputs:
-            return None
-        tensor = inputs[0]
-    return None
+    node = look_through(ir, tensor, ("Identity", "ReadVariableOp", "RefIdentity"))
+    return node.name if node is not None and node.op in VARIABLE_OPS else None
 
 
 def trainable_names(mg) -> Optional[set]:
