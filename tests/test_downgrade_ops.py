@@ -90,6 +90,16 @@ def _strings(tf):
                       "lower": tf.strings.lower(s), "upper": tf.strings.upper(s), "strip": tf.strings.strip(s)}
 
 
+def _splits(tf):
+    """tf.strings.split (StringSplitV2, TF 1.10) on whitespace and on a one-byte sep, as SparseTensors."""
+    s = tf.compat.v1.placeholder(tf.string, [None], name="s")
+    outputs = {}
+    for key, sep in (("words", None), ("fields", ",")):
+        split = tf.compat.v1.strings.split(s, sep=sep)
+        outputs.update({key + "_indices": split.indices, key + "_values": split.values, key + "_shape": split.dense_shape})
+    return {"s": s}, outputs
+
+
 #: Mixed case, UTF-8 (non-ASCII letters stay as they are), a NUL byte, whitespace, empty strings (one last).
 STRINGS = ["Hello World", "", " HÉLLO Straße\t", "日本語 abc", "\0Az@[`{", " \r\n ", ""]
 
@@ -109,7 +119,8 @@ def _projective_transforms(tf):
 MODELS = {"search_segments": (_search_and_segments, SEARCH_SEGMENT_OPS),
           "optimizers": (_optimizer_updates, OPTIMIZER_OPS),
           "projective": (_projective_transforms, ("ImageProjectiveTransformV2", "ImageProjectiveTransformV3")),
-          "strings": (_strings, ("StringLength", "StringLower", "StringUpper", "StringStrip"))}
+          "strings": (_strings, ("StringLength", "StringLower", "StringUpper", "StringStrip")),
+          "splits": (_splits, ("StringSplitV2",))}
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -143,6 +154,37 @@ def test_string_ops_compute_the_same_bytes_in_the_real_release(release, tf_relea
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps({"s": STRINGS}))
     _convert_and_verify(cli, path, tmp_path / ("strings_tf" + release), release, 5, "--inputs-file", inputs)
+
+
+#: Separators side by side, empty fields, empty strings, runs of every isspace byte, UTF-8, a NUL byte.
+SPLIT_STRINGS = ["a,b,,c", "", "hello  world", ",", " x , y ", "\t\n\x0b\x0c\r z\r", "日本,語 abc", "\0,\0", ",,", ""]
+
+
+@pytest.mark.real_runtime("1.4", "1.8")
+@pytest.mark.parametrize("release", ["1.4", pytest.param("1.8", marks=pytest.mark.full_matrix)])
+def test_string_splits_give_the_same_tokens_in_the_real_release(release, tf_release, cli, tmp_path):
+    tf_release(release)
+    path = _saved_model(tmp_path / "splits", _splits)
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"s": SPLIT_STRINGS}))
+    _convert_and_verify(cli, path, tmp_path / ("splits_tf" + release), release, 6, "--inputs-file", inputs)
+
+
+def _split_by(sep, maxsplit):
+    def build(tf):
+        s = tf.compat.v1.placeholder(tf.string, [None], name="s")
+        split = tf.raw_ops.StringSplitV2(input=s, sep=sep, maxsplit=maxsplit, name="split")
+        return {"s": s}, {"values": split.values}
+    return build
+
+
+@pytest.mark.parametrize("sep, maxsplit, says", [("<>", -1, 'sep is "<>"'), (",", 2, "here 2"),
+                                                 ("é", -1, 'sep is "\\u00e9"')])
+def test_a_split_that_string_split_cannot_do_is_refused_by_node_and_op(sep, maxsplit, says, tmp_path):
+    path = _saved_model(tmp_path / "split", _split_by(sep, maxsplit))
+    problems = explain(path, ConvertOptions(to="1.8")).problems
+    assert [(p.node, p.op) for p in problems] == [("split", "StringSplitV2")], problems
+    assert "each byte of its delimiter" in problems[0].detail and says in problems[0].detail, problems[0].detail
 
 
 def _convert_and_verify(cli, path, out, release, outputs, *options):

@@ -169,8 +169,12 @@ class RulePass:
                 return False
         if "inputs" in match and len(graph.inputs(node.name)) != match["inputs"]:
             return False
-        if "const_inputs" in match or "input_ops" in match:
+        if "const_inputs" in match or "input_ops" in match or "const_input_bytes" in match:
             inputs = graph.inputs(node.name)
+            for index, size in (match.get("const_input_bytes") or {}).items():
+                value = const_value(graph, inputs[int(index)]) if int(index) < len(inputs) else None
+                if not isinstance(value, (str, bytes)) or len(_as_bytes(value)) != size:
+                    return False
             for index, wanted in (match.get("const_inputs") or {}).items():
                 value = const_value(graph, inputs[int(index)]) if int(index) < len(inputs) else None
                 if value is None or value not in (wanted if isinstance(wanted, list) else [wanted]):
@@ -374,3 +378,8 @@ def _remap_ports(graph: Graph, name: str, old: list, new: list) -> None:
 
 def _attrs(node: Optional[Node]) -> dict:
     return node.attrs if node is not None else {}
+
+
+def _as_bytes(value) -> bytes:
+    """A string Const's value as TF holds it (values.py decodes UTF-8 strings to str)."""
+    return value.encode() if isinstance(value, str) else value
