@@ -187,6 +187,30 @@ def test_a_split_that_string_split_cannot_do_is_refused_by_node_and_op(sep, maxs
     assert "each byte of its delimiter" in problems[0].detail and says in problems[0].detail, problems[0].detail
 
 
+def _projective_fill(version, fill_mode):
+    def build(tf):
+        images = tf.compat.v1.placeholder(tf.float32, [1, 4, 4, 1], name="images")
+        t = tf.constant([[1., 0., 0.5, 0., 1., 0.5, 0., 0.]])
+        extra = {"fill_value": 0.} if version == "V3" else {}
+        op = getattr(tf.raw_ops, "ImageProjectiveTransform" + version)
+        return {"images": images}, {"out": op(images=images, transforms=t, output_shape=[4, 4], interpolation="BILINEAR",
+                                               fill_mode=fill_mode, name="warp", **extra)}
+    return build
+
+
+@pytest.mark.parametrize("version, fill_mode", [("V3", "REFLECT"), ("V2", "WRAP"), ("V3", "NEAREST")])
+def test_projective_fill_modes_other_than_constant_are_refused_in_one_line(version, fill_mode, cli, tmp_path):
+    """REFLECT/WRAP/NEAREST remap coordinates that fall outside the image; no rule writes that out (yet), so the
+    converter refuses, and the one problem line names the node, the op and the fill_mode."""
+    path = _saved_model(tmp_path / "warp", _projective_fill(version, fill_mode))
+    done = cli(path, tmp_path / "out", "--to", "1.8")
+    assert done.returncode == 1 and not (tmp_path / "out").exists(), done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "refused by rule" in line]
+    assert len(lines) == 1, done.stdout + done.stderr
+    op = "ImageProjectiveTransform" + version
+    assert "node warp (%s, fill_mode %s," % (op, fill_mode) in lines[0], lines[0]
+
+
 def _convert_and_verify(cli, path, out, release, outputs, *options):
     done = cli(path, out, "--to", release, "--verify", "--format", "json", *options)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
