@@ -303,6 +303,30 @@ def test_projective_fill_modes_other_than_constant_are_refused_in_one_line(versi
     assert "node warp (%s, fill_mode %s," % (op, fill_mode) in lines[0], lines[0]
 
 
+def _sparse_segment_gradients(tf):
+    """Gradients of sparse segment reductions with sparse_gradient=True (TF 2.14): SparseSegment*GradV2's rows."""
+    v1 = tf.compat.v1
+    data = v1.placeholder(tf.float32, [6, 3], name="data")
+    indices, ids = tf.constant([5, 0, 5, 2, 2, 3]), tf.constant([0, 0, 1, 2, 2, 3])
+    outputs = {}
+    for key, reduce in (("sum", tf.sparse.segment_sum), ("mean", tf.sparse.segment_mean),
+                        ("sqrt_n", tf.sparse.segment_sqrt_n)):
+        weights = tf.reshape(tf.range(12, dtype=tf.float32), [4, 3])
+        forward = reduce(data, indices, ids, sparse_gradient=True)
+        grad = tf.gradients(tf.reduce_sum(forward * weights), data)[0]
+        outputs.update({key: forward, key + "_rows": grad.values, key + "_indices": grad.indices})
+    return {"data": data}, outputs
+
+
+@pytest.mark.real_runtime("1.4", "1.8")
+@pytest.mark.parametrize("release", ["1.4", pytest.param("1.8", marks=pytest.mark.full_matrix)])
+def test_sparse_segment_gradients_v2_compute_the_same_in_the_real_release(release, tf_release, cli, tmp_path):
+    tf_release(release)
+    out = _verify_fed(cli, tmp_path, "segment_grads", _sparse_segment_gradients, release, 9,
+                      {"data": [[float(i * 3 + j) for j in range(3)] for i in range(6)]})
+    assert not [op for op in op_histogram(out) if op.endswith("GradV2")]
+
+
 #: The gradient fed to the optimizer models: three rows of two.
 GRAD = [[0.5, -1.0], [2.0, 0.25], [-0.75, 1.5]]
 
