@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from transpiler.backends.node_order import needs_producers_first, producers_first
 from transpiler.errors import TranspileError
 from transpiler.io.checkpoints import checkpoint_files, copy_checkpoint
 from transpiler.io.protos import graph_pb2, meta_graph_pb2, saved_model_pb2, text_format
@@ -119,6 +120,8 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
     _check_form(model, kind, out)
     for mg in model.meta_graphs:
         stamp_target(mg, opset)
+        if needs_producers_first(opset):
+            producers_first(mg.graph_def)  # TF 1.4-1.7 import in file order (IndexError otherwise)
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     # The one place checkpoint options are known: the form writers only say where the checkpoint goes.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from transpiler.engine import RuleError
 from transpiler.errors import TranspileError
@@ -66,6 +66,9 @@ class RulePass:
         self.fired: List[Firing] = []
         #: (function, node) -> reason, for nodes a rule refused to rewrite.
         self.refused: Dict[Tuple[Optional[str], str], str] = {}
+        #: (function, node) -> (op, reason) for refusals of kernel behaviour (`when: target_before`): the target
+        #: has the op, so the validator finds nothing, yet it would compute other numbers; these block.
+        self.behaviour_refused: Dict[Tuple[Optional[str], str], Tuple[str, str]] = {}
         #: (function, node) -> id of the rule whose decomposition emitted it; that rule leaves it alone,
         #: so a rule may wrap the op it matches (Reshape -> Softmax -> Reshape) without rewriting it again.
         self.emitted: Dict[Tuple[Optional[str], str], str] = {}
@@ -169,12 +172,10 @@ class RulePass:
                 return False
         if "inputs" in match and len(graph.inputs(node.name)) != match["inputs"]:
             return False
-        if "const_inputs" in match or "input_ops" in match:
+        if "const_inputs" in match or "input_ops" in match or "const_input_bytes" in match or "not_const_inputs" in match:
             inputs = graph.inputs(node.name)
-            for index, wanted in (match.get("const_inputs") or {}).items():
-                value = const_value(graph, inputs[int(index)]) if int(index) < len(inputs) else None
-                if value is None or value not in (wanted if isinstance(wanted, list) else [wanted]):
-                    return False
+            if not _consts_match(match, lambda i: const_value(graph, inputs[i]) if i < len(inputs) else None):
+                return False
             for index, wanted in (match.get("input_ops") or {}).items():
                 source_node = producer(graph, inputs[int(index)]) if int(index) < len(inputs) else None
                 if source_node is None or source_node.op not in (wanted if isinstance(wanted, list) else [wanted]):
@@ -201,6 +202,8 @@ class RulePass:
     def _do_refuse(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> None:
         reason = render_strings([rule.spec], self.template_context(graph, node))[0]  # may name attrs: {{ attrs.x }}
         self.refused[(function, node.name)] = "refused by rule '%s': %s" % (rule.id, reason)
+        if "target_before" in rule.when:
+            self.behaviour_refused[(function, node.name)] = (node.op, self.refused[(function, node.name)])
         return None
 
     def _do_strip_default_attrs(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
@@ -374,3 +377,29 @@ def _remap_ports(graph: Graph, name: str, old: list, new: list) -> None:
 
 def _attrs(node: Optional[Node]) -> dict:
     return node.attrs if node is not None else {}
+
+
+def _as_bytes(value) -> bytes:
+    """A string Const's value as TF holds it (values.py decodes UTF-8 strings to str)."""
+    return value.encode() if isinstance(value, str) else value
+
+
+def _consts_match(match: dict, const: Callable[[int], object]) -> bool:
+    """match.const_inputs, not_const_inputs and const_input_bytes against `const(index)` (a Const's value or None)."""
+    for index, wanted in (match.get("const_inputs") or {}).items():
+        value = const(int(index))
+        if value is None or value not in _listed(wanted):
+            return False
+    for index, unwanted in (match.get("not_const_inputs") or {}).items():
+        value = const(int(index))
+        if value is not None and value in _listed(unwanted):
+            return False
+    for index, size in (match.get("const_input_bytes") or {}).items():
+        value = const(int(index))
+        if not isinstance(value, (str, bytes)) or len(_as_bytes(value)) != size:
+            return False
+    return True
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]

@@ -30,6 +30,9 @@ class PassLog:
 
     firings: List[Firing] = dataclasses.field(default_factory=list)
     refusals: Refusals = dataclasses.field(default_factory=dict)
+    #: (function or None, node) -> (op, reason): an op the target has but computes differently (rules with
+    #: `when: target_before`); the validator cannot see it, so these become problems of their own.
+    behaviour_refusals: Dict[Tuple[Optional[str], str], Tuple[str, str]] = dataclasses.field(default_factory=dict)
     #: {old checkpoint key: new key}, for the back end that writes the checkpoint.
     checkpoint_keys: Dict[str, str] = dataclasses.field(default_factory=dict)
     notes: List[str] = dataclasses.field(default_factory=list)
@@ -40,6 +43,7 @@ class PassLog:
         self.firings.extend(other.firings)
         self.passes.extend(other.passes)
         self.refusals.update(other.refusals)
+        self.behaviour_refusals.update(other.behaviour_refusals)
         self.checkpoint_keys.update(other.checkpoint_keys)
         self.notes.extend(n for n in other.notes if n not in self.notes)
         return self

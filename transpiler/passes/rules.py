@@ -20,4 +20,5 @@ class Rules(Pass):
         rules = RulePass(list(ctx.rules), ctx.opset, ctx.options.rule_options(),
                          {op.name: op for op in declared.op} if declared is not None else None)
         rules(ir)
-        return PassLog(firings=list(rules.fired), refusals=dict(rules.refused))
+        return PassLog(firings=list(rules.fired), refusals=dict(rules.refused),
+                       behaviour_refusals=dict(rules.behaviour_refused))

@@ -20,7 +20,7 @@ from transpiler.knowledge.releases import Opset
 class Problem:
     """One reason the target release would refuse the graph."""
 
-    kind: str  # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | deprecated-op | graph-version
+    kind: str  # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | deprecated-op | graph-version | kernel-behaviour (convert only: a rule refused an op the target computes differently)
     op: str
     node: str
     detail: str

@@ -170,7 +170,20 @@ def _validate(ir: GraphDefIR, opset: Opset, log: PassLog, meta_graph) -> List[Pr
 
     The same validator and inputs as `check` (the producer's stripped_op_list included).
     """
-    return [_explain(p, log.refusals) for p in validate(ir, opset, producer_ops(meta_graph))]
+    problems = [_explain(p, log.refusals) for p in validate(ir, opset, producer_ops(meta_graph))]
+    return problems + _behaviour_problems(ir, log, {(p.function, p.node) for p in problems})
+
+
+def _behaviour_problems(ir: GraphDefIR, log: PassLog, seen: set) -> List[Problem]:
+    """A refused op the target has but whose kernel computes other numbers there (a rule's `when:
+    target_before`), for nodes still in the graph with that op: passed through it would change numbers."""
+    graphs = dict(ir.graphs())
+    problems = []
+    for (function, node), (op, reason) in sorted(log.behaviour_refusals.items(), key=str):
+        graph = graphs.get(function)
+        if (function, node) not in seen and graph is not None and node in graph and graph[node].op == op:
+            problems.append(Problem("kernel-behaviour", op, node, reason, function))
+    return problems
 
 
 def _explain(problem: Problem, refused: dict) -> Problem:
