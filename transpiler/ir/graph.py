@@ -111,7 +111,13 @@ class Graph:
         return node
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.nodes)
+        """The number of real nodes (what `nodes` yields), counted without a generator step per node."""
+        count = 0
+        for data in self.nx._node.values():
+            node = data.get("node")
+            if node is not None and node.op != ARG_OP:
+                count += 1
+        return count
 
     @property
     def nodes(self) -> Iterator[Node]:
@@ -206,7 +212,7 @@ class Graph:
         kinds = ("data", "control") if control_inputs is not None else ("data",)
         stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
-            self.nx.remove_edge(u, name, key=k)
+            self._remove_edge(u, name, k)
         self._add_edges(self._input_edges(name, inputs, control_inputs or ()))
 
     def _add_edges(self, edges: Iterable[Tuple[str, str, tuple, dict]]) -> None:
@@ -230,6 +236,28 @@ class Graph:
                 keyed[key].update(data)
             else:
                 keyed[key] = data
+        _clear_cache(self.nx)
+
+    def _remove_edge(self, u: str, v: str, key: tuple) -> None:
+        """networkx's remove_edge(u, v, key) on the adjacency dicts (its checks and cache clearing cost more
+        than the removal); the edge must exist."""
+        keyed = self.nx._succ[u][v]
+        del keyed[key]
+        if not keyed:
+            del self.nx._succ[u][v]
+            del self.nx._pred[v][u]
+        _clear_cache(self.nx)
+
+    def _remove_node(self, name: str) -> None:
+        """networkx's remove_node(name) on the adjacency dicts, in its order; the node must exist."""
+        succ, pred = self.nx._succ, self.nx._pred
+        del self.nx._node[name]
+        for v in succ[name]:
+            del pred[v][name]
+        del succ[name]
+        for u in pred[name]:
+            del succ[u][name]
+        del pred[name]
         _clear_cache(self.nx)
 
     def _input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]):
@@ -259,7 +287,7 @@ class Graph:
             raise ValueError("cannot remove %r: still read by %s" % (name, ", ".join(sorted(set(readers)))))
         for consumer in self.control_consumers(name):
             self.set_inputs(consumer, self.inputs(consumer), [c for c in self.control_inputs(consumer) if c != name])
-        self.nx.remove_node(name)
+        self._remove_node(name)
 
     def replace_node(self, name: str, outputs: Dict[Port, Tensor], control_output: Optional[str] = None) -> None:
         """Rewire `name`'s consumers to `outputs` (port -> new tensor), then remove it.
@@ -312,10 +340,11 @@ class Graph:
         out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
                      for v, keyed in self.nx._succ[old].items() for k, d in keyed.items()]
         in_edges = [(u, new, k, d) for u, keyed in self.nx._pred[old].items() if u != old for k, d in keyed.items()]
-        self.nx.add_node(new, **self.nx.nodes[old])
-        self.nx.remove_node(old)
+        data = self.nx._node[old]
+        self._remove_node(old)
+        self.nx._succ[new], self.nx._pred[new], self.nx._node[new] = {}, {}, data  # nx.add_node at the end
         self._add_edges(out_edges + in_edges)  # the removed edges' data dicts, now unshared
-        node = self.nx.nodes[new].get("node")
+        node = data.get("node")
         if node is not None:
             node.name = new
 
