@@ -213,7 +213,7 @@ class Graph:
         stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
             self._remove_edge(u, name, k)
-        self._add_edges(self._input_edges(name, inputs, control_inputs or ()))
+        self._add_input_edges(name, inputs, control_inputs or ())
 
     def _add_edges(self, edges: Iterable[Tuple[str, str, tuple, dict]]) -> None:
         """networkx's add_edges_from for (source, target, key, data) edges, each data dict used as it is.
@@ -260,14 +260,29 @@ class Graph:
         del pred[name]
         _clear_cache(self.nx)
 
-    def _input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]):
-        """The edges (source, name, key, data) of `name`'s inputs, in order."""
+    def _add_input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]) -> None:
+        """Add the edges of `name`'s inputs, in order: `_add_edges` of each input's (source, name, key, data),
+        written out here without a generator and a tuple per edge (lifting adds every edge of the graph)."""
+        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
         in_function = self.in_function
-        for i, t in enumerate(inputs):
-            node, port = (t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function)
-            yield node, name, ("data", i), {"kind": "data", "src_port": port, "dst_index": i}
-        for i, u in enumerate(control_inputs):
-            yield u, name, ("control", u), {"kind": "control", "order": i}
+        if name not in succ:
+            succ[name], pred[name], nodes[name] = {}, {}, {}
+        into = pred[name]
+        edges = [(t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function) for t in inputs]
+        keyed_edges = [(u, ("data", i), {"kind": "data", "src_port": port, "dst_index": i})
+                       for i, (u, port) in enumerate(edges)]
+        keyed_edges += [(u, ("control", u), {"kind": "control", "order": i}) for i, u in enumerate(control_inputs)]
+        for u, key, data in keyed_edges:
+            if u not in succ:
+                succ[u], pred[u], nodes[u] = {}, {}, {}
+            keyed = into.get(u)
+            if keyed is None:
+                keyed = succ[u][name] = into[u] = {}
+            if key in keyed:
+                keyed[key].update(data)
+            else:
+                keyed[key] = data
+        _clear_cache(self.nx)
 
     def add_control_input(self, name: str, src: str) -> None:
         if src not in self.control_inputs(name):
@@ -396,7 +411,7 @@ class Graph:
                 if pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
                     self.set_inputs(nd.name, data, control)
                 else:
-                    self._add_edges(self._input_edges(nd.name, data, control))
+                    self._add_input_edges(nd.name, data, control)
             except ValueError as exc:
                 raise TranspileError("not a valid graph: %s, node %s: input %s" % (where, nd.name, exc)) from None
         self._refuse_dangling(node_defs, where)
@@ -516,9 +531,24 @@ def _first(item: tuple):
 _LIFTED_FIELDS = frozenset({"name", "op", "input", "device", "attr"})
 
 
+#: How to tell each other NodeDef field is set: (name, has presence, repeated), from the descriptor, so that a
+#: field added to NodeDef later is kept too.
+_OTHER_FIELDS = tuple((f.name, f.has_presence, f.is_repeated) for f in node_def_pb2.NodeDef.DESCRIPTOR.fields
+                      if f.name not in _LIFTED_FIELDS)
+
+
+def _sets_other_field(nd: node_def_pb2.NodeDef) -> bool:
+    """Whether `nd` sets a field the IR does not hold: what ListFields would list, without building its list
+    (which copies out every attr and input of the node, most of what `_extra` cost per node)."""
+    for name, has_presence, repeated in _OTHER_FIELDS:
+        if nd.HasField(name) if has_presence else len(getattr(nd, name)) if repeated else getattr(nd, name):
+            return True
+    return False
+
+
 def _extra(nd: node_def_pb2.NodeDef) -> Optional[node_def_pb2.NodeDef]:
     """`nd` without the fields the IR holds, or None when nothing else is set (most nodes: no copy made)."""
-    if all(field.name in _LIFTED_FIELDS for field, _ in nd.ListFields()) and not unknown_fields.UnknownFieldSet(nd):
+    if not _sets_other_field(nd) and not unknown_fields.UnknownFieldSet(nd):
         return None
     extra = node_def_pb2.NodeDef()
     extra.CopyFrom(nd)
