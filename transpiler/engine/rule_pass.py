@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from transpiler.engine import RuleError
 from transpiler.errors import TranspileError
@@ -24,7 +24,10 @@ from transpiler.knowledge import opdefs
 from transpiler.knowledge.opdefs import attr_default as _default
 from transpiler.knowledge.releases import Opset, version_key
 from transpiler.engine.rule_files import Rule
-from transpiler.engine.templates import NodeSpec, TemplateError, render, render_nodes, render_strings
+# engine.templates (jinja2, its sandbox, YAML) is imported where a rule renders one: a graph on which no
+# template rule fires, and `check`, which imports this module for Firing alone, do without it.
+if TYPE_CHECKING:
+    from transpiler.engine.templates import NodeSpec
 
 #: Rounds over a graph before we call the rule set cyclic.
 MAX_ROUNDS = 32
@@ -76,6 +79,11 @@ class RulePass:
         self._added: List[str] = []
         self._source_defs: Dict[str, Optional[op_def_pb2.OpDef]] = {}
         self._target_attr_names: Dict[str, Optional[frozenset]] = {}
+        # Per-op answers every visit or firing asks again (the rules list, the OpDef emitted nodes are built
+        # against, an attr's type): looked up once each, since a big graph asks them hundreds of thousands of times.
+        self._rules_for: Dict[str, List[Rule]] = {}
+        self._defs_for: Dict[str, Optional[op_def_pb2.OpDef]] = {}
+        self._attr_types: Dict[Tuple[str, str], str] = {}
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -141,7 +149,10 @@ class RulePass:
 
     def _rewrite_node(self, graph: Graph, node: Node, function: Optional[str]) -> Optional[set]:
         """Apply the first rule that fires on `node`; the names whose match may have changed, or None."""
-        for rule in self.by_op.get(node.op, []) + self.by_op.get("*", []):
+        rules = self._rules_for.get(node.op)
+        if rules is None:
+            rules = self._rules_for[node.op] = self.by_op.get(node.op, []) + self.by_op.get("*", [])
+        for rule in rules:
             if self.emitted.get((function, node.name)) == rule.id or not self._matches(rule, graph, node):
                 continue
             op, name = node.op, node.name
@@ -200,6 +211,8 @@ class RulePass:
 
     # ---- actions (each returns a detail string, or None when it did not apply) ----
     def _do_refuse(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> None:
+        from transpiler.engine.templates import render_strings
+
         reason = render_strings([rule.spec], self.template_context(graph, node))[0]  # may name attrs: {{ attrs.x }}
         self.refused[(function, node.name)] = "refused by rule '%s': %s" % (rule.id, reason)
         if "target_before" in rule.when:
@@ -249,6 +262,8 @@ class RulePass:
         return ", ".join(change + ["removed " + " ".join(removed)] if removed else change) or "attrs set"
 
     def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
+        from transpiler.engine.templates import TemplateError, render, render_nodes, render_strings
+
         context = self.template_context(graph, node)
         specs = render_nodes(rule.spec, context)
         if not all(self.available(s.op, frozenset([node.op])) for s in specs):
@@ -267,7 +282,7 @@ class RulePass:
         else:  # the last node takes the name; an op without outputs (a resource update) hands over control only
             has_outputs = opdefs.output_ports(self.source_def(node.op), node.attrs, graph.in_function)
             outputs = [node.name] if has_outputs else []
-        built = [(s, {k: make_attr(_attr_type(self._def_for(s.op), k), v) for k, v in s.attrs.items()}) for s in specs]
+        built = [(s, {k: make_attr(self._attr_type(s.op, k), v) for k, v in s.attrs.items()}) for s in specs]
         self._replace(graph, node, built, outputs)
         self.emitted.update(((function, s.name), rule.id) for s in specs)
         return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
@@ -335,7 +350,18 @@ class RulePass:
         return Tensor(tensor.node, ports[index])
 
     def _def_for(self, op: str) -> Optional[op_def_pb2.OpDef]:
-        return self.opset.op(op) or self.source_def(op)
+        """The OpDef a node of `op` is built against: the target's, else the newest known (once per op)."""
+        if op not in self._defs_for:
+            self._defs_for[op] = self.opset.op(op) or self.source_def(op)
+        return self._defs_for[op]
+
+    def _attr_type(self, op: str, attr: str) -> str:
+        """`_attr_type` of `_def_for(op)`, kept once found (a missing attr raises each time it is asked)."""
+        key = (op, attr)
+        found = self._attr_types.get(key)
+        if found is None:
+            found = self._attr_types[key] = _attr_type(self._def_for(op), attr)
+        return found
 
 
 def _around(graph: Graph, names: List[str]) -> set:

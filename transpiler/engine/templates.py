@@ -177,10 +177,15 @@ def _filled(value: Any, fill: List[tuple]) -> Any:
         if _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
             raise _NotAString(value)
         return value
+    # Items that are the same in the copy (numbers, strings without a placeholder) are taken without a call:
+    # a shape has dozens of them, and the call per item was most of filling one in.
     if kind is list:
-        return [_filled(v, fill) for v in value]
+        return [_filled(v, fill) if (t := type(v)) is list or t is dict or t is str and _OPEN in v else v
+                for v in value]
     if kind is dict:
-        return {_filled(k, fill): _filled(v, fill) for k, v in value.items()}
+        return {(_filled(k, fill) if type(k) is str and _OPEN in k else k):
+                (_filled(v, fill) if (t := type(v)) is list or t is dict or t is str and _OPEN in v else v)
+                for k, v in value.items()}
     return value
 
 

@@ -111,7 +111,13 @@ class Graph:
         return node
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.nodes)
+        """The number of real nodes (what `nodes` yields), counted without a generator step per node."""
+        count = 0
+        for data in self.nx._node.values():
+            node = data.get("node")
+            if node is not None and node.op != ARG_OP:
+                count += 1
+        return count
 
     @property
     def nodes(self) -> Iterator[Node]:
@@ -206,8 +212,8 @@ class Graph:
         kinds = ("data", "control") if control_inputs is not None else ("data",)
         stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
-            self.nx.remove_edge(u, name, key=k)
-        self._add_edges(self._input_edges(name, inputs, control_inputs or ()))
+            self._remove_edge(u, name, k)
+        self._add_input_edges(name, inputs, control_inputs or ())
 
     def _add_edges(self, edges: Iterable[Tuple[str, str, tuple, dict]]) -> None:
         """networkx's add_edges_from for (source, target, key, data) edges, each data dict used as it is.
@@ -232,14 +238,51 @@ class Graph:
                 keyed[key] = data
         _clear_cache(self.nx)
 
-    def _input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]):
-        """The edges (source, name, key, data) of `name`'s inputs, in order."""
+    def _remove_edge(self, u: str, v: str, key: tuple) -> None:
+        """networkx's remove_edge(u, v, key) on the adjacency dicts (its checks and cache clearing cost more
+        than the removal); the edge must exist."""
+        keyed = self.nx._succ[u][v]
+        del keyed[key]
+        if not keyed:
+            del self.nx._succ[u][v]
+            del self.nx._pred[v][u]
+        _clear_cache(self.nx)
+
+    def _remove_node(self, name: str) -> None:
+        """networkx's remove_node(name) on the adjacency dicts, in its order; the node must exist."""
+        succ, pred = self.nx._succ, self.nx._pred
+        del self.nx._node[name]
+        for v in succ[name]:
+            del pred[v][name]
+        del succ[name]
+        for u in pred[name]:
+            del succ[u][name]
+        del pred[name]
+        _clear_cache(self.nx)
+
+    def _add_input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]) -> None:
+        """Add the edges of `name`'s inputs, in order: `_add_edges` of each input's (source, name, key, data),
+        written out here without a generator and a tuple per edge (lifting adds every edge of the graph)."""
+        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
         in_function = self.in_function
-        for i, t in enumerate(inputs):
-            node, port = (t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function)
-            yield node, name, ("data", i), {"kind": "data", "src_port": port, "dst_index": i}
-        for i, u in enumerate(control_inputs):
-            yield u, name, ("control", u), {"kind": "control", "order": i}
+        if name not in succ:
+            succ[name], pred[name], nodes[name] = {}, {}, {}
+        into = pred[name]
+        edges = [(t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function) for t in inputs]
+        keyed_edges = [(u, ("data", i), {"kind": "data", "src_port": port, "dst_index": i})
+                       for i, (u, port) in enumerate(edges)]
+        keyed_edges += [(u, ("control", u), {"kind": "control", "order": i}) for i, u in enumerate(control_inputs)]
+        for u, key, data in keyed_edges:
+            if u not in succ:
+                succ[u], pred[u], nodes[u] = {}, {}, {}
+            keyed = into.get(u)
+            if keyed is None:
+                keyed = succ[u][name] = into[u] = {}
+            if key in keyed:
+                keyed[key].update(data)
+            else:
+                keyed[key] = data
+        _clear_cache(self.nx)
 
     def add_control_input(self, name: str, src: str) -> None:
         if src not in self.control_inputs(name):
@@ -259,7 +302,7 @@ class Graph:
             raise ValueError("cannot remove %r: still read by %s" % (name, ", ".join(sorted(set(readers)))))
         for consumer in self.control_consumers(name):
             self.set_inputs(consumer, self.inputs(consumer), [c for c in self.control_inputs(consumer) if c != name])
-        self.nx.remove_node(name)
+        self._remove_node(name)
 
     def replace_node(self, name: str, outputs: Dict[Port, Tensor], control_output: Optional[str] = None) -> None:
         """Rewire `name`'s consumers to `outputs` (port -> new tensor), then remove it.
@@ -312,10 +355,11 @@ class Graph:
         out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
                      for v, keyed in self.nx._succ[old].items() for k, d in keyed.items()]
         in_edges = [(u, new, k, d) for u, keyed in self.nx._pred[old].items() if u != old for k, d in keyed.items()]
-        self.nx.add_node(new, **self.nx.nodes[old])
-        self.nx.remove_node(old)
+        data = self.nx._node[old]
+        self._remove_node(old)
+        self.nx._succ[new], self.nx._pred[new], self.nx._node[new] = {}, {}, data  # nx.add_node at the end
         self._add_edges(out_edges + in_edges)  # the removed edges' data dicts, now unshared
-        node = self.nx.nodes[new].get("node")
+        node = data.get("node")
         if node is not None:
             node.name = new
 
@@ -367,7 +411,7 @@ class Graph:
                 if pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
                     self.set_inputs(nd.name, data, control)
                 else:
-                    self._add_edges(self._input_edges(nd.name, data, control))
+                    self._add_input_edges(nd.name, data, control)
             except ValueError as exc:
                 raise TranspileError("not a valid graph: %s, node %s: input %s" % (where, nd.name, exc)) from None
         self._refuse_dangling(node_defs, where)
@@ -487,9 +531,24 @@ def _first(item: tuple):
 _LIFTED_FIELDS = frozenset({"name", "op", "input", "device", "attr"})
 
 
+#: How to tell each other NodeDef field is set: (name, has presence, repeated), from the descriptor, so that a
+#: field added to NodeDef later is kept too.
+_OTHER_FIELDS = tuple((f.name, f.has_presence, f.is_repeated) for f in node_def_pb2.NodeDef.DESCRIPTOR.fields
+                      if f.name not in _LIFTED_FIELDS)
+
+
+def _sets_other_field(nd: node_def_pb2.NodeDef) -> bool:
+    """Whether `nd` sets a field the IR does not hold: what ListFields would list, without building its list
+    (which copies out every attr and input of the node, most of what `_extra` cost per node)."""
+    for name, has_presence, repeated in _OTHER_FIELDS:
+        if nd.HasField(name) if has_presence else len(getattr(nd, name)) if repeated else getattr(nd, name):
+            return True
+    return False
+
+
 def _extra(nd: node_def_pb2.NodeDef) -> Optional[node_def_pb2.NodeDef]:
     """`nd` without the fields the IR holds, or None when nothing else is set (most nodes: no copy made)."""
-    if all(field.name in _LIFTED_FIELDS for field, _ in nd.ListFields()) and not unknown_fields.UnknownFieldSet(nd):
+    if not _sets_other_field(nd) and not unknown_fields.UnknownFieldSet(nd):
         return None
     extra = node_def_pb2.NodeDef()
     extra.CopyFrom(nd)

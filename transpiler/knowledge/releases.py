@@ -98,6 +98,7 @@ class Catalog:
         self._proto_fields: dict = data.get("proto_fields") or {}
         self._parsed: dict = {}
         self._last: Dict[str, Optional[str]] = {}
+        self._first: Dict[tuple, Optional[str]] = {}
 
     def opset(self, version: str) -> Opset:
         return Opset(self, self.resolve(version))
@@ -160,12 +161,13 @@ class Catalog:
         return release in self._kernels.get(op, ())
 
     def first_release(self, op: str, attr: Optional[str] = None, after: Optional[str] = None) -> Optional[str]:
-        """The earliest release (after `after`, if given) that has `op` (and its `attr`)."""
-        for release in self._later_releases(after):
-            op_def = self.op_def(op, release)
-            if op_def and (attr is None or any(a.name == attr for a in op_def.attr)):
-                return release
-        return None
+        """The earliest release (after `after`, if given) that has `op` (and its `attr`); remembered per
+        question, since every problem of a kind asks it again (1 600 times for a Keras ResNet50)."""
+        key = (op, attr, after)
+        if key not in self._first:
+            self._first[key] = next((release for release in self._later_releases(after)
+                                     if _has(self.op_def(op, release), attr)), None)
+        return self._first[key]
 
     def missing_before(self, release: str) -> list:
         """Minor releases ("2.2", ...) between `release` and the known release before it that the
@@ -204,6 +206,11 @@ class Catalog:
     def _later_releases(self, after: Optional[str]) -> Iterable[str]:
         floor = version_key(after) if after else ()
         return (r for r in self.releases if version_key(r) > floor)
+
+
+def _has(op_def: Optional[op_def_pb2.OpDef], attr: Optional[str]) -> bool:
+    """`op_def` exists and (when `attr` is given) declares `attr`."""
+    return bool(op_def) and (attr is None or any(a.name == attr for a in op_def.attr))
 
 
 @functools.lru_cache(maxsize=None)

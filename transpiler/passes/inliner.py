@@ -101,10 +101,17 @@ def check_no_recursion(ir: GraphDefIR, roots: Iterable[str] = ()) -> None:
 
 
 def _functions_used_by(ir: GraphDefIR, graph: Graph) -> Iterable[str]:
+    """Functions `graph`'s nodes call or name in func attrs, in node and attr order (with repeats)."""
+    functions = ir.functions
     for node in graph.nodes:
-        if node.op in ir.functions:
+        if node.op in functions:
             yield node.op
-        yield from attr_functions(node.attrs.values())
+        for value in node.attrs.values():
+            # attr_functions of one value, asked only of the few that can name a function: most attrs are
+            # types and shapes, and a generator per node was most of this scan over every body
+            kind = value.WhichOneof("value")
+            if kind == "func" or kind == "list" and value.list.func:
+                yield from attr_functions((value,))
 
 
 

@@ -64,16 +64,59 @@ def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpL
     producer = ir.header.versions.producer
     if as_written:  # the writer lowers the producer to the target's
         producer = min(producer, opset.graph_def_version)
-    known: Dict[str, Optional[dict]] = {}
+    facts: Dict[str, Optional[_OpFacts]] = {}
     for function, graph in ir.graphs():
         for node in graph.nodes:
             if node.op not in ir.functions:
-                if node.op not in known:
+                if node.op not in facts:
                     op_def = opset.op(node.op)
-                    known[node.op] = {a.name: a for a in op_def.attr} if op_def is not None else None
-                problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {},
-                                            producer, known[node.op]))
+                    facts[node.op] = _OpFacts(op_def, producer) if op_def is not None else None
+                found = facts[node.op]
+                if found is None or not found.clean(graph, node):
+                    problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {},
+                                                producer, found.known if found is not None else None))
     return problems
+
+
+class _OpFacts:
+    """What validating a node of one op needs of the target's OpDef, read once per op: most nodes have no
+    problem, and reading the OpDef's protos again for each of them was most of validating a big graph."""
+
+    def __init__(self, op_def: op_def_pb2.OpDef, producer: int):
+        self.op_def = op_def
+        #: The target's attr defs by name (what _check_node takes).
+        self.known = {a.name: a for a in op_def.attr}
+        #: (name, has a default, allowed types or None, a list(type)) of every attr the OpDef declares.
+        self.attrs = [(a.name, a.HasField("default_value"),
+                       frozenset(a.allowed_values.list.type) if a.type in ("type", "list(type)") else None,
+                       a.type == "list(type)") for a in op_def.attr]
+        #: The inputs it takes when no attr decides how many (None: ask expected_inputs per node).
+        fixed = all(not (arg.number_attr or arg.type_list_attr) for arg in op_def.input_arg)
+        self.fixed_inputs = len(op_def.input_arg) if fixed else None
+        deprecated_at = op_def.deprecation.version
+        self.deprecated = bool(deprecated_at) and producer >= deprecated_at
+
+    def clean(self, graph: Graph, node: Node) -> bool:
+        """True only when `node` has no problem: _check_node would yield nothing (False: ask it)."""
+        attrs, known = node.attrs, self.known
+        if self.deprecated or not all(name in known or name.startswith("_") for name in attrs):
+            return False
+        for name, has_default, allowed, is_list in self.attrs:
+            value = attrs.get(name)
+            if value is None:
+                if not has_default:
+                    return False
+            elif allowed and not _types_in(value, allowed, is_list):
+                return False
+        expected = self.fixed_inputs if self.fixed_inputs is not None else opdefs.expected_inputs(self.op_def, attrs)
+        return expected is None or expected == graph.data_input_count(node.name)
+
+
+def _types_in(value, allowed: frozenset, is_list: bool) -> bool:
+    """_type_allowed for an attr of type `type` (`list(type)` when `is_list`) with a non-empty allowed list."""
+    if value.WhichOneof("value") == "placeholder":
+        return True
+    return all(t in allowed for t in value.list.type) if is_list else value.type in allowed
 
 
 def _check_versions(ir: GraphDefIR, opset: Opset) -> Iterator[Problem]:
