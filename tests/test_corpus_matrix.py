@@ -21,17 +21,10 @@ import pytest
 
 import corpus_matrix as cm
 
-# Causes, with the error seen in the real release (bench/corpus_matrix_results.md
-# has the full run). Each entry names an open problem; delete it when its fix lands.
-_INVALID_INPUT = (
-    "(cause not in the issue) the input is invalid in every release ('Shape must be rank 1 "
-    "but is rank 0 for ParseExample/ParseExample'); the static check has no shape inference, so "
-    "convert exits 0 instead of refusing it (needs verify / shape functions)")
 # (model, release) -> cause. Strict xfails: a case that starts passing fails
-# until its entry is deleted.
-KNOWN_FAILURES = {
-    **{("tensorflow__parse_example_graph_def", r): _INVALID_INPUT for r in ("1.4", "1.8", "1.12", "1.15", "2.21")},
-}
+# until its entry is deleted. None is open: tensorflow__parse_example_graph_def, invalid in every release,
+# is refused by node and op (tests/test_real_world.py), which the matrix counts as not worse.
+KNOWN_FAILURES = {}
 
 SUBSET = {
     ("serving__saved_model_half_plus_two_tf2_cpu", "1.8"),
@@ -44,6 +37,7 @@ SUBSET = {
     ("TensorFlow.NET__xor_meta", "1.4"),
     ("serving__saved_model_half_plus_two_cpu", "1.4"),       # snappy index, rewritten for TF 1.4
     ("tensorflow__xla_lstm_layer_inference", "1.8"),          # GPU-pinned, --clear-devices
+    ("tensorflow__parse_example_graph_def", "1.8"),          # invalid as is: refused, nothing written
 }
 
 

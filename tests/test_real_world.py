@@ -207,3 +207,22 @@ def test_deprecated_ops_are_judged_by_the_graphs_producer(tmp_path, producer, bl
     path.write_bytes(graph.SerializeToString())
     assert transpiler.check(path, to="1.4").blocking is blocked
     assert transpiler.explain(path, to="1.4").blocking is blocked
+
+
+# ---------------------------------------------------------------------------
+# An input that no release loads (the "invalid everywhere" model): refused by node and op,
+# exit 1, nothing written; check says the same. The verdict comes from the input ranks each real
+# release's shape functions refuse (tools/dump_ranks.py), so it needs no runtime here.
+
+
+@pytest.mark.parametrize("release", ["1.4", "1.8", "1.12", "1.15", "2.21"])
+def test_input_invalid_everywhere_is_refused_by_node_and_op(cli, tmp_path, release):
+    model = DATA / "tensorflow__parse_example_graph_def" / "parse_example_graph_def.pbtxt"
+    out = tmp_path / "out.pbtxt"
+    result = cli(model, out, "--to", release)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ParseExample/ParseExample" in result.stderr and "input 'serialized'" in result.stderr
+    assert "rank 0" in result.stderr and "wrote" not in result.stdout
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    check = cli("check", model, "--to", release)
+    assert check.returncode == 1 and "ParseExample/ParseExample" in check.stdout + check.stderr

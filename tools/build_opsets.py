@@ -5,7 +5,9 @@
                                  [--out transpiler/data/opsets.json]
 
 Runs tools/dump_opset.py (op registries and kernels), dump_protos.py (SavedModel
-proto schemas, 2.x) and dump_formats.py (checkpoint formats read) inside every release provisioned by
+proto schemas, 2.x), dump_formats.py (checkpoint formats read), dump_ranks.py
+(input ranks shape functions refuse) and dump_importer.py (registered ops the
+GraphDef importer refuses by name) inside every release provisioned by
 transpiler/runtimes/provision.py (1.4.0 ... 1.15.0, 2.0.0, 2.1.0 under Python 2.7;
 2.2 ... 2.20 under Python 3, see provision.RELEASES) and in
 the host's TensorFlow (sys.executable), caches the raw dumps under
@@ -17,7 +19,8 @@ merges them into one data file:
      "releases": {"1.4.0": {"graph_def_version": 24, "kernels_method": "probed", ...}, ...},
      "ops": {"Conv2D": [{"releases": [...], "def": {OpDef dict}}, ...], ...},
      "contrib_ops": {...same shape: ops registered only once tf.contrib is imported...},
-     "cpu_kernels": {"Conv2D": ["1.4.0", ...], ...}}   # CPU or DEFAULT kernel exists
+     "cpu_kernels": {"Conv2D": ["1.4.0", ...], ...},   # CPU or DEFAULT kernel exists
+     "refused_ranks": {"MatMul": [{"releases": [...], "inputs": {"a": [0, 1, 3, 4], ...}}], ...}}
 
 "probed" releases (1.4-1.10, no kernel listing API) find CPU kernels with
 TryFindKernelClass; checked against the listing in 1.11-2.0 it agrees except
@@ -47,6 +50,10 @@ DUMP_SCRIPT = REPO / "tools" / "dump_opset.py"
 PROTO_SCRIPT = REPO / "tools" / "dump_protos.py"
 #: Which checkpoint formats each release reads (fixtures written by write_format_fixtures).
 FORMATS_SCRIPT = REPO / "tools" / "dump_formats.py"
+#: Input ranks each op's shape function refuses (checked statically where a rank is known).
+RANKS_SCRIPT = REPO / "tools" / "dump_ranks.py"
+#: Registered ops the GraphDef importer refuses by name (TF 1.4-1.7 import through the Python registry).
+IMPORTER_SCRIPT = REPO / "tools" / "dump_importer.py"
 DEFAULT_OUT = REPO / "transpiler" / "data" / "opsets.json"
 
 # Facts from the design brief (1.4-1.15, 2.21) and read from the provisioned
@@ -75,7 +82,8 @@ def dump_dir():
 def _check_dump(path):
     with open(path) as f:
         d = json.load(f)
-    if not d.get("ops") and not d.get("messages") and not d.get("reads"):
+    if not d.get("ops") and not d.get("messages") and not d.get("reads") and not d.get("probed") \
+            and "unimportable_ops" not in d:
         raise RuntimeError("empty dump %s" % path)
     return d
 
@@ -84,8 +92,9 @@ def _cache_file(version, script):
     """Cached dump of `script` in `version` (op dumps keep their old names: no re-dump needed)."""
     tag = "" if script == DUMP_SCRIPT else script.stem.replace("dump_", "") + "-"
     digest = hashlib.sha256(script.read_bytes())
-    if b"dump_common" in script.read_bytes():    # what it imports is part of it
-        digest.update((script.parent / "dump_common.py").read_bytes())
+    for module in ("dump_common", "dump_opset"):    # what it imports is part of it
+        if ("from %s import" % module).encode() in script.read_bytes():
+            digest.update((script.parent / (module + ".py")).read_bytes())
     if script == FORMATS_SCRIPT:    # the fixtures are inputs too
         for path in sorted(p for p in write_format_fixtures().rglob("*") if p.is_file()):
             digest.update(path.read_bytes())
@@ -192,9 +201,21 @@ def merge_proto_fields(dumps):
     return {m: [{"releases": r, "fields": v} for v, r in entries] for m, entries in grouped.items()}
 
 
-def merge(dumps, proto_dumps=(), format_dumps=()):
+def merge_refused_ranks(dumps):
+    """{op: [{"releases": [...], "inputs": {input arg: [refused ranks]}}]}; a release that probed the
+    op and refuses no rank of it appears with empty inputs, one that could not probe it not at all."""
+    def items(d):
+        refused = d["refused_ranks"]
+        return ((op, refused.get(op, {})) for op in d["probed"])
+    grouped = _releases_per_value(dumps, items)
+    return {op: [{"releases": r, "inputs": v} for v, r in entries] for op, entries in grouped.items()
+            if any(v for v, _ in entries)}
+
+
+def merge(dumps, proto_dumps=(), format_dumps=(), rank_dumps=(), importer_dumps=()):
     dumps = sorted(dumps, key=lambda vd: vkey(vd[0]))
     reads = dict((version, d["reads"]) for version, d in format_dumps)
+    unimportable = dict((version, d["unimportable_ops"]) for version, d in importer_dumps)
     releases = {}
     cpu = {}
     for version, d in dumps:
@@ -206,6 +227,7 @@ def merge(dumps, proto_dumps=(), format_dumps=()):
             "op_count": len(d["ops"]),
             "contrib_op_count": None if d.get("contrib_ops") is None else len(d["contrib_ops"]),
             "reads_snappy_index": reads.get(version, {}).get("snappy_index"),
+            "unimportable_ops": unimportable.get(version),
         }
         for op, devices in (d.get("kernels") or {}).items():
             # DEFAULT kernels (NoOp, Enter, Assert, IdentityN, ... from 1.15 on)
@@ -220,6 +242,7 @@ def merge(dumps, proto_dumps=(), format_dumps=()):
         "contrib_ops": _merge_defs(dumps, "contrib_ops"),
         "cpu_kernels": {op: cpu[op] for op in sorted(cpu)},
         "proto_fields": merge_proto_fields(proto_dumps),
+        "refused_ranks": merge_refused_ranks(rank_dumps),
     }
 
 
@@ -291,18 +314,23 @@ def main(argv=None):
         except (tf_runtimes.RuntimeUnavailable, RuntimeError) as e:
             failed[v] = str(e)
             print("FAILED %s: %s" % (v, e), file=sys.stderr)
-    proto_dumps, format_dumps = [], []
+    proto_dumps, format_dumps, rank_dumps, importer_dumps = [], [], [], []
     for version, _ in dumps:
         if vkey(version) >= (2, 0):
             d = dump_release(version, force=a.force, script=PROTO_SCRIPT)
             proto_dumps.append((d["tf_version"], d))
         d = dump_release(version, force=a.force, script=FORMATS_SCRIPT)
         format_dumps.append((d["tf_version"], d))
+        d = dump_release(version, force=a.force, script=RANKS_SCRIPT)
+        rank_dumps.append((d["tf_version"], d))
+        d = dump_release(version, force=a.force, script=IMPORTER_SCRIPT)
+        importer_dumps.append((d["tf_version"], d))
     if not a.no_host:
-        for script, into in ((DUMP_SCRIPT, dumps), (PROTO_SCRIPT, proto_dumps), (FORMATS_SCRIPT, format_dumps)):
+        for script, into in ((DUMP_SCRIPT, dumps), (PROTO_SCRIPT, proto_dumps), (FORMATS_SCRIPT, format_dumps),
+                             (RANKS_SCRIPT, rank_dumps), (IMPORTER_SCRIPT, importer_dumps)):
             d = dump_host(force=a.force, script=script)
             into.append((d["tf_version"], d))
-    data = merge(dumps, proto_dumps, format_dumps)
+    data = merge(dumps, proto_dumps, format_dumps, rank_dumps, importer_dumps)
     size = write(data, a.out)
     for v, r in data["releases"].items():
         print("%-7s graph_def_version=%-5s ops=%-5s contrib=%-4s kernels=%s"

@@ -61,10 +61,12 @@ class Opset:
         return self.catalog.op_def(name, self.release)
 
     def has_op(self, name: str) -> bool:
-        """The release registers `name` and accepts it in the graphs it writes: an op deprecated at
-        its GraphDef version or earlier (OpDef.deprecation) is refused there, so it counts as missing."""
+        """The release registers `name` and accepts it in the graphs it loads: an op deprecated at
+        its GraphDef version or earlier (OpDef.deprecation) is refused there, and so is one its importer
+        refuses by name (`importer_refuses`), so both count as missing."""
         op_def = self.op(name)
-        return op_def is not None and not 0 < op_def.deprecation.version <= self.graph_def_version
+        return (op_def is not None and not 0 < op_def.deprecation.version <= self.graph_def_version
+                and not self.importer_refuses(name))
 
     def attr(self, op: str, attr: str) -> Optional[op_def_pb2.OpDef.AttrDef]:
         op_def = self.op(op)
@@ -79,6 +81,16 @@ class Opset:
         """Whether the release reads checkpoint indexes whose blocks are snappy-compressed (TF 1.4's
         Linux wheel does not: tools/dump_formats.py); unknown (not dumped) counts as yes."""
         return self.catalog.info[self.release].get("reads_snappy_index") is not False
+
+    def importer_refuses(self, op: str) -> bool:
+        """Whether the release's GraphDef importer refuses the registered op `op` by name: TF 1.4-1.7
+        import through the Python op registry, which lacks ops only C++ registers (`_Arg`, ...;
+        tools/dump_importer.py). Unknown (not dumped) counts as no."""
+        return op in (self.catalog.info[self.release].get("unimportable_ops") or ())
+
+    def refused_ranks(self, op: str) -> Dict[str, List[int]]:
+        """{input arg: ranks} that `op`'s shape function refuses in this release (Catalog.refused_ranks)."""
+        return self.catalog.refused_ranks(op, self.release)
 
     def proto_fields(self, message: str) -> Optional[frozenset]:
         """The fields the release's SavedModel schema has in `message` ("tensorflow.StructuredValue"),
@@ -96,6 +108,7 @@ class Catalog:
         self._kernels: dict = data.get("cpu_kernels") or {}
         self._contrib: dict = data.get("contrib_ops") or {}
         self._proto_fields: dict = data.get("proto_fields") or {}
+        self._refused_ranks: dict = data.get("refused_ranks") or {}
         self._parsed: dict = {}
         self._last: Dict[str, Optional[str]] = {}
         self._first: Dict[tuple, Optional[str]] = {}
@@ -127,6 +140,12 @@ class Catalog:
             entry = next((e for e in self._ops.get(name, ()) if release in e["releases"]), None)
             self._parsed[key] = entry and json_format.ParseDict(entry["def"], op_def_pb2.OpDef())
         return self._parsed[key]
+
+    def refused_ranks(self, op: str, release: str) -> Dict[str, List[int]]:
+        """{input arg: ranks} that `op`'s shape function refuses in `release` whatever its attrs
+        (tools/dump_ranks.py); empty when none or when the release could not probe the op."""
+        entry = next((e for e in self._refused_ranks.get(op, ()) if release in e["releases"]), None)
+        return entry["inputs"] if entry else {}
 
     def proto_fields(self, message: str, release: str) -> Optional[frozenset]:
         entry = next((e for e in self._proto_fields.get(message, ()) if release in e["releases"]), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Iterator, List, Optional
 
+from transpiler.ir import values
 from transpiler.ir.graph import Graph, GraphDefIR, Node
 from transpiler.io.protos import op_def_pb2
 from transpiler.knowledge import opdefs
@@ -20,7 +21,9 @@ from transpiler.knowledge.releases import Opset
 class Problem:
     """One reason the target release would refuse the graph."""
 
-    kind: str  # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | deprecated-op | graph-version | kernel-behaviour (convert only: a rule refused an op the target computes differently)
+    # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | input-rank | deprecated-op | graph-version
+    # | kernel-behaviour (convert only: a rule refused an op the target computes differently)
+    kind: str
     op: str
     node: str
     detail: str
@@ -70,9 +73,10 @@ def validate(ir: GraphDefIR, opset: Opset, producer_ops: Optional[op_def_pb2.OpL
             if node.op not in ir.functions:
                 if node.op not in facts:
                     op_def = opset.op(node.op)
-                    facts[node.op] = _OpFacts(op_def, producer) if op_def is not None else None
+                    importable = op_def is not None and not opset.importer_refuses(node.op)
+                    facts[node.op] = _OpFacts(op_def, opset, producer) if importable else None
                 found = facts[node.op]
-                if found is None or not found.clean(graph, node):
+                if found is None or not found.clean(graph, node, function is None):
                     problems.extend(_check_node(graph, node, opset, function, tolerated if function is None else {},
                                                 producer, found.known if found is not None else None))
     return problems
@@ -82,8 +86,10 @@ class _OpFacts:
     """What validating a node of one op needs of the target's OpDef, read once per op: most nodes have no
     problem, and reading the OpDef's protos again for each of them was most of validating a big graph."""
 
-    def __init__(self, op_def: op_def_pb2.OpDef, producer: int):
-        self.op_def = op_def
+    def __init__(self, op_def: op_def_pb2.OpDef, opset: Opset, producer: int):
+        self.op_def, self.opset, self.producer = op_def, opset, producer
+        #: Whether the target's shape function for the op refuses some input rank (`_rank_problems`).
+        self.checks_ranks = bool(opset.refused_ranks(op_def.name))
         #: The target's attr defs by name (what _check_node takes).
         self.known = {a.name: a for a in op_def.attr}
         #: (name, has a default, allowed types or None, a list(type)) of every attr the OpDef declares.
@@ -96,8 +102,9 @@ class _OpFacts:
         deprecated_at = op_def.deprecation.version
         self.deprecated = bool(deprecated_at) and producer >= deprecated_at
 
-    def clean(self, graph: Graph, node: Node) -> bool:
-        """True only when `node` has no problem: _check_node would yield nothing (False: ask it)."""
+    def clean(self, graph: Graph, node: Node, top_level: bool) -> bool:
+        """True only when `node` has no problem: _check_node would yield nothing (False: ask it).
+        `top_level`: the node is in the graph, not a function body (whose shapes TF checks at run time)."""
         attrs, known = node.attrs, self.known
         if self.deprecated or not all(name in known or name.startswith("_") for name in attrs):
             return False
@@ -109,7 +116,10 @@ class _OpFacts:
             elif allowed and not _types_in(value, allowed, is_list):
                 return False
         expected = self.fixed_inputs if self.fixed_inputs is not None else opdefs.expected_inputs(self.op_def, attrs)
-        return expected is None or expected == graph.data_input_count(node.name)
+        if expected is not None and expected != graph.data_input_count(node.name):
+            return False
+        return not (top_level and self.checks_ranks
+                    and next(_rank_problems(graph, node, self.op_def, self.opset, self.producer), None))
 
 
 def _types_in(value, allowed: frozenset, is_list: bool) -> bool:
@@ -136,6 +146,10 @@ def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str],
 
     op_def = opset.op(node.op)
     catalog = opset.catalog
+    if op_def is not None and opset.importer_refuses(node.op):
+        yield problem("unknown-op", "op registered in C++ only: TF %s's GraphDef importer, which looks ops up "
+                      "in its Python registry, refuses it ('No op named %s')" % (opset.short, node.op))
+        return
     if op_def is None:
         first = catalog.first_release(node.op, after=opset.release)
         last = catalog.last_release(node.op)
@@ -167,10 +181,32 @@ def _check_node(graph: Graph, node: Node, opset: Opset, function: Optional[str],
     got = graph.data_input_count(node.name)
     if expected is not None and expected != got:
         yield problem("arity", "%d inputs, TF %s expects %d" % (got, opset.short, expected))
+    elif function is None:  # function bodies are shape-checked when they run, not when the graph loads
+        for detail in _rank_problems(graph, node, op_def, opset, producer):
+            yield problem("input-rank", detail)
     # TF refuses a deprecated op by the graph's producer version (which the writer never raises), not its own
     deprecated_at = op_def.deprecation.version
     if deprecated_at and producer >= deprecated_at:
         yield problem("deprecated-op", "op removed at GraphDef version %d: %s" % (deprecated_at, op_def.deprecation.explanation))
+
+
+def _rank_problems(graph: Graph, node: Node, op_def: op_def_pb2.OpDef, opset: Opset,
+                   producer: int) -> Iterator[str]:
+    """Inputs whose rank is fixed (a Const, a Placeholder's shape) at a rank the target's shape function
+    for the op refuses whatever the node's attrs are (opsets.json `refused_ranks`): loading would fail."""
+    refused = opset.refused_ranks(node.op)
+    if not refused:
+        return
+    inputs = graph.inputs(node.name)
+    position = 0
+    for arg in op_def.input_arg:
+        count = opdefs.arg_count_or_one(arg, op_def, node.attrs)
+        if arg.name in refused and count == 1 and position < len(inputs):
+            rank = values.static_rank(graph, inputs[position], producer)
+            if rank in refused[arg.name]:
+                yield ("input '%s' (%s) has rank %d, which TF %s's shape function for %s refuses"
+                       % (arg.name, inputs[position], rank, opset.short, node.op))
+        position += count
 
 
 def _dropped_by_importer(tolerated: dict, op: str, attr: str, value) -> bool:
