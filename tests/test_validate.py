@@ -65,3 +65,18 @@ def test_an_op_only_cpp_registers_is_refused_where_the_importer_reads_the_python
     assert problem.kind == "unknown-op" and problem.node == "x" and "registered in C++ only" in problem.detail
     assert catalog().opset("1.4").importer_refuses("_Arg") and not catalog().opset("1.8").importer_refuses("_Arg")
     assert not [p for p in validate(ir, catalog().opset("1.8")) if p.kind == "unknown-op"]
+
+
+def test_an_integer_const_may_carry_a_value_the_shape_function_reads():
+    """TensorListReserve's element_shape refuses a rank-0 Placeholder (the probe's input) but takes the
+    scalar Const -1 ("unknown shape"): an integer Const's rank is not held against it."""
+    gd = text_format.Parse("""
+node { name: "shape" op: "Const" attr { key: "dtype" value { type: DT_INT32 } }
+       attr { key: "value" value { tensor { dtype: DT_INT32 int_val: -1 } } } }
+node { name: "n" op: "Const" attr { key: "dtype" value { type: DT_INT32 } }
+       attr { key: "value" value { tensor { dtype: DT_INT32 int_val: 3 } } } }
+node { name: "list" op: "TensorListReserve" input: "shape" input: "n"
+       attr { key: "element_dtype" value { type: DT_FLOAT } } attr { key: "shape_type" value { type: DT_INT32 } } }
+versions { producer: 2474 }""", graph_pb2.GraphDef())
+    assert 0 in catalog().opset("2.21").refused_ranks("TensorListReserve")["element_shape"]
+    assert not [p for p in validate(lift(gd), catalog().opset("2.21")) if p.kind == "input-rank"]

@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Optional
 
 from transpiler.ir import values
 from transpiler.ir.graph import Graph, GraphDefIR, Node
-from transpiler.io.protos import op_def_pb2
+from transpiler.io.protos import op_def_pb2, types_pb2
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset
 
@@ -201,12 +201,26 @@ def _rank_problems(graph: Graph, node: Node, op_def: op_def_pb2.OpDef, opset: Op
     position = 0
     for arg in op_def.input_arg:
         count = opdefs.arg_count_or_one(arg, op_def, node.attrs)
-        if arg.name in refused and count == 1 and position < len(inputs):
+        if arg.name in refused and count == 1 and position < len(inputs) \
+                and not _value_may_decide(graph, inputs[position]):
             rank = values.static_rank(graph, inputs[position], producer)
             if rank in refused[arg.name]:
                 yield ("input '%s' (%s) has rank %d, which TF %s's shape function for %s refuses"
                        % (arg.name, inputs[position], rank, opset.short, node.op))
         position += count
+
+
+#: Integer dtypes: shape functions read the values of integer inputs (shapes, axes, sizes).
+_INTEGER_TYPES = frozenset({types_pb2.DT_INT32, types_pb2.DT_INT64})
+
+
+def _value_may_decide(graph: Graph, tensor) -> bool:
+    """Whether `tensor` is an integer Const, whose value a shape function may read: the probe fed
+    Placeholders (values unknown), and a value can make a rank it refused acceptable (TensorListReserve
+    takes a scalar element_shape of -1 for "unknown"), so such a rank is not held against a Const."""
+    node = values.producer(graph, tensor)
+    return node is not None and node.op == "Const" and node.attrs.get("dtype") is not None \
+        and node.attrs["dtype"].type in _INTEGER_TYPES
 
 
 def _dropped_by_importer(tolerated: dict, op: str, attr: str, value) -> bool:
