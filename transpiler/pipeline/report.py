@@ -14,6 +14,15 @@ from transpiler.pipeline.markdown import md_cell, md_table
 SHOWN_NODES = 5
 
 
+#: The problem kind of an op the target loads but computes differently (see passes/validate.Problem).
+BEHAVIOUR = "kernel-behaviour"
+
+
+def _counts(problems: List[Problem]) -> str:
+    counts = collections.Counter(p.op for p in problems)
+    return ", ".join("%s x%d" % kv for kv in sorted(counts.items()))
+
+
 @dataclasses.dataclass
 class Report:
     model: str
@@ -42,10 +51,17 @@ class Report:
         return sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))
 
     def summary(self) -> str:
-        """One line: what a user pastes into an issue."""
-        counts = collections.Counter(p.op for p in self.problems)
-        return "%d problem(s) block loading in TF %s: %s" % (
-            len(self.problems), self.target, ", ".join("%s x%d" % kv for kv in sorted(counts.items())))
+        """One line: what a user pastes into an issue.  A `kernel-behaviour` problem does not stop the
+        target loading the op, it computes other numbers there, so those are counted apart."""
+        loading = [p for p in self.problems if p.kind != BEHAVIOUR]
+        behaviour = [p for p in self.problems if p.kind == BEHAVIOUR]
+        parts = []
+        if loading:
+            parts.append("%d problem(s) block loading in TF %s: %s" % (len(loading), self.target, _counts(loading)))
+        if behaviour:
+            parts.append("%d op(s) would compute other numbers in TF %s: %s" % (
+                len(behaviour), self.target, _counts(behaviour)))
+        return "; ".join(parts)
 
     def fired_summary(self) -> str:
         """Per-rule hit counts, e.g. `rules fired: leaky-relu-to-relu x2, ...`."""
