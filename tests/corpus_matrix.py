@@ -805,8 +805,11 @@ def cell(rec) -> str:
 
 
 def problems(rec) -> List[str]:
-    """Why the (model, release) test fails: never-worse violations and a false success."""
+    """Why the (model, release) test fails: never-worse violations, a false success, and exit 2 (a bad-input
+    error: every corpus model is a valid file, so exit 2 there is a bug, e.g. a rule that breaks)."""
     out = ["never worse: " + v for v in rec["never_worse_violations"]]
+    if rec["convert"]["exit"] == 2:
+        out.append("convert exit 2 on a valid model: " + rec["convert"]["last_line"])
     if rec["false_success"]:
         out.append("false success: convert exit 0 but " + (rec["converted"]["error"] or "?"))
     return out

@@ -340,14 +340,14 @@ class RulePass:
         return name
 
     def _template_tensor(self, graph: Graph, own: Dict[str, str], text: str) -> Tensor:
-        """Templates write `node` / `node:1`; in a function body, ports of emitted nodes become `out_arg:i`."""
-        tensor = Tensor.parse(text, graph.in_function)
-        if not graph.in_function or tensor.node not in own:
-            return tensor
-        index = int(tensor.port) if tensor.port is not None else 0
+        """Templates write `node` / `node:1`; in a function body, ports of emitted nodes become `out_arg:i`
+        (so an emitted node's tensor is read in graph form there: `node:1` has no out_arg yet)."""
+        if not graph.in_function or text.partition(":")[0] not in own:
+            return Tensor.parse(text, graph.in_function)
+        tensor = Tensor.parse(text)
         emitted = graph[tensor.node] if tensor.node in graph else None
         ports = opdefs.output_ports(self._def_for(own[tensor.node]), _attrs(emitted), True)
-        return Tensor(tensor.node, ports[index])
+        return Tensor(tensor.node, ports[tensor.port])
 
     def _def_for(self, op: str) -> Optional[op_def_pb2.OpDef]:
         """The OpDef a node of `op` is built against: the target's, else the newest known (once per op)."""
