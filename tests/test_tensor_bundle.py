@@ -351,3 +351,15 @@ def test_a_snappy_index_is_rewritten_only_for_a_target_that_cannot_read_it(tmp_p
     assert tb.read_index(out_index) == tb.read_index(index)     # same header, keys and entry bytes
     assert filecmp.cmp(SNAPPY_MODEL / "variables" / "variables.data-00000-of-00001",
                        out / "variables" / "variables.data-00000-of-00001", shallow=False)
+
+
+@pytest.mark.parametrize("release,blocks", [("1.4", True), ("1.8", False)])
+def test_check_in_names_a_snappy_index_the_target_cannot_read(cli, tmp_path, release, blocks):
+    """Real TF 1.4 refuses this model as is ("corrupted compressed block contents", the corpus matrix):
+    `check IN` says so, and `check OUT` passes once the conversion rewrote the index."""
+    result = cli("check", SNAPPY_MODEL, "--to", release)
+    assert result.returncode == (1 if blocks else 0), result.stdout + result.stderr
+    assert ("variables.index" in result.stdout and "snappy-compressed" in result.stdout) is blocks, result.stdout
+    out = tmp_path / "out"
+    assert cli(SNAPPY_MODEL, out, "--to", release).returncode == 0
+    assert cli("check", out, "--to", release).returncode == 0

@@ -61,7 +61,22 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     sections = []
     for i, mg in enumerate(model.meta_graphs):
         sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops(mg), as_written=False)))
-    return Report(model.describe(), opset.short, sections)
+    return Report(model.describe(), opset.short, sections + _checkpoint_sections(model, opset))
+
+
+def _checkpoint_sections(model: Model, opset: Opset) -> list:
+    """The model's checkpoint as the target would read it unchanged: an index table with snappy-compressed
+    blocks where the release cannot decompress them (TF 1.4's wheel; `check` only: the writer rewrites it)."""
+    if model.checkpoint is None or opset.reads_snappy_index:
+        return []
+    from transpiler.io import tensor_bundle
+
+    index = tensor_bundle.index_filename(model.checkpoint)
+    if not index.is_file() or not tensor_bundle.is_compressed(index):
+        return []
+    return [("checkpoint", [Problem("checkpoint-format", "checkpoint index", index.name,
+                                    "its table's blocks are snappy-compressed, which TF %s cannot read "
+                                    "(a conversion writes them uncompressed)" % opset.short)])]
 
 
 def explain(path: Path, options: ConvertOptions) -> Report:
