@@ -226,3 +226,18 @@ def test_input_invalid_everywhere_is_refused_by_node_and_op(cli, tmp_path, relea
     assert not out.exists() and list(tmp_path.iterdir()) == []
     check = cli("check", model, "--to", release)
     assert check.returncode == 1 and "ParseExample/ParseExample" in check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("release,blocks", [("1.15", False), ("2.9", True), ("2.21", True)])
+def test_check_in_names_a_producer_version_the_importer_cannot_parse(cli, tmp_path, release, blocks):
+    """TF 0.12's nightlies stamped meta graphs "0.12.head"; TF 2.9+ parse the stamp with packaging.version
+    and refuse it (real 2.21 raised InvalidVersion on this model, the corpus matrix; releases from
+    tools/dump_formats.py). `check IN` says so; the conversion stamps the target's own version."""
+    model = DATA / "tensorflow__session_bundle_half_plus_two_ckpt_v2" / "export.meta"
+    result = cli("check", model, "--to", release)
+    assert result.returncode == (1 if blocks else 0), result.stdout + result.stderr
+    assert ("'0.12.head' is not a PEP 440 version" in result.stdout) is blocks, result.stdout
+    if blocks:
+        out = tmp_path / "out.meta"
+        assert cli(model, out, "--to", release).returncode == 0
+        assert cli("check", out, "--to", release).returncode == 0

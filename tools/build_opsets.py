@@ -103,7 +103,7 @@ def _cache_file(version, script):
 
 
 def write_format_fixtures():
-    """The checkpoints dump_formats.py reads, written by the project's own tensor_bundle; returns their dir."""
+    """The files dump_formats.py reads, written by the project's own tensor_bundle and protos; returns their dir."""
     import numpy as np
     from transpiler.io import protos, tensor_bundle
 
@@ -122,6 +122,13 @@ def write_format_fixtures():
     raw_size = index.stat().st_size
     tensor_bundle.write_index(index, header, entries, compress=True)
     assert index.stat().st_size < raw_size, "the fixture's index block was not compressed"
+    meta = protos.meta_graph_pb2.MetaGraphDef()
+    meta.meta_info_def.tensorflow_version = "0.12.head"
+    meta.graph_def.node.add(name="c", op="Const").attr["dtype"].type = protos.types_pb2.DT_FLOAT
+    meta.graph_def.node[0].attr["value"].tensor.dtype = protos.types_pb2.DT_FLOAT
+    meta.graph_def.versions.producer = 21
+    (root / "meta_version_head").mkdir(exist_ok=True)
+    (root / "meta_version_head" / "meta").write_bytes(meta.SerializeToString(deterministic=True))
     return root
 
 
@@ -227,6 +234,7 @@ def merge(dumps, proto_dumps=(), format_dumps=(), rank_dumps=(), importer_dumps=
             "op_count": len(d["ops"]),
             "contrib_op_count": None if d.get("contrib_ops") is None else len(d["contrib_ops"]),
             "reads_snappy_index": reads.get(version, {}).get("snappy_index"),
+            "reads_meta_version_head": reads.get(version, {}).get("meta_version_head"),
             "unimportable_ops": unimportable.get(version),
         }
         for op, devices in (d.get("kernels") or {}).items():

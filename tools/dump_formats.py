@@ -5,15 +5,20 @@ Runs inside any TensorFlow release (Python 2.7 or 3):
 
     python dump_formats.py --fixtures DIR [--out FILE]
 
-DIR holds checkpoints that tools/build_opsets.py wrote without TensorFlow
-(transpiler/io/tensor_bundle), each with one float tensor "x" = [1, 2, 3]:
+DIR holds files that tools/build_opsets.py wrote without TensorFlow (the
+project's tensor_bundle and proto classes):
 
-    snappy_index/ckpt   the .index table's blocks compressed with snappy
+    snappy_index/ckpt        a checkpoint of one float tensor "x" = [1, 2, 3]
+                             whose .index table's blocks are snappy-compressed
+    meta_version_head/meta   a meta graph (one Const) whose meta_info_def says
+                             tensorflow_version "0.12.head", as TF 0.12's
+                             nightly builds wrote it (not a PEP 440 version)
 
 Output: {"tf_version": ..., "reads": {fixture name: true|false}, "errors":
 {fixture name: first error line}}. Some builds cannot decompress snappy
 tables (TF 1.4's Linux wheel: "corrupted compressed block contents"), so a
-converter must write their indexes uncompressed.
+converter must write their indexes uncompressed; newer releases parse a meta
+graph's tensorflow_version with packaging.version and refuse "0.12.head".
 """
 import argparse
 import os
@@ -24,7 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from dump_common import tf_version, write_dump  # noqa: E402
 
-FIXTURES = ("snappy_index",)
 EXPECTED = [1.0, 2.0, 3.0]
 
 
@@ -34,15 +38,32 @@ def reader(prefix):
     return make(prefix)
 
 
-def reads(prefix):
-    """(True, "") when the fixture's tensor "x" reads back as EXPECTED, else (False, first error line)."""
-    try:
-        value = reader(prefix).get_tensor("x")
-    except Exception as exc:  # any failure to read is the answer we record
-        return False, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def reads_checkpoint(prefix):
+    """None when the checkpoint's tensor "x" reads back as EXPECTED, else what went wrong."""
+    value = reader(prefix).get_tensor("x")
     if [float(v) for v in value.ravel()] != EXPECTED:
-        return False, "read %r, expected %r" % (value.tolist(), EXPECTED)
-    return True, ""
+        return "read %r, expected %r" % (value.tolist(), EXPECTED)
+    return None
+
+
+def imports_meta_graph(path):
+    """None when the meta graph imports (tf.train.import_meta_graph, as loaders do), else what went wrong."""
+    with tf.Graph().as_default():
+        getattr(getattr(tf, "compat", None), "v1", tf).train.import_meta_graph(path)
+    return None
+
+
+#: fixture name -> (file under DIR, the reader that must take it).
+FIXTURES = {"snappy_index": ("ckpt", reads_checkpoint), "meta_version_head": ("meta", imports_meta_graph)}
+
+
+def reads(name, path):
+    """(True, "") when the fixture's reader takes it, else (False, first error line)."""
+    try:
+        wrong = FIXTURES[name][1](path)
+    except Exception as exc:  # any failure to read is the answer we record
+        wrong = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (False, wrong) if wrong else (True, "")
 
 
 def main(argv=None):
@@ -50,7 +71,7 @@ def main(argv=None):
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--out")
     a = ap.parse_args(argv)
-    results = dict((name, reads(os.path.join(a.fixtures, name, "ckpt"))) for name in FIXTURES)
+    results = dict((name, reads(name, os.path.join(a.fixtures, name, FIXTURES[name][0]))) for name in FIXTURES)
     doc = {"tf_version": tf_version(tf), "reads": dict((n, r[0]) for n, r in results.items()),
            "errors": dict((n, r[1]) for n, r in results.items() if not r[0])}
     write_dump(doc, a.out, "reads %s" % ", ".join("%s=%s" % kv for kv in sorted(doc["reads"].items())))

@@ -82,6 +82,13 @@ class Opset:
         Linux wheel does not: tools/dump_formats.py); unknown (not dumped) counts as yes."""
         return self.catalog.info[self.release].get("reads_snappy_index") is not False
 
+    @property
+    def reads_legacy_tf_version(self) -> bool:
+        """Whether the release imports a meta graph whose meta_info_def.tensorflow_version is not a PEP 440
+        version ("0.12.head", as TF 0.12's nightlies wrote it): newer ones parse it with packaging.version
+        and raise InvalidVersion (tools/dump_formats.py); unknown (not dumped) counts as yes."""
+        return self.catalog.info[self.release].get("reads_meta_version_head") is not False
+
     def importer_refuses(self, op: str) -> bool:
         """Whether the release's GraphDef importer refuses the registered op `op` by name: TF 1.4-1.7
         import through the Python op registry, which lacks ops only C++ registers (`_Arg`, ...;

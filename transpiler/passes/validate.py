@@ -23,7 +23,7 @@ class Problem:
 
     # unknown-op | unknown-attr | missing-attr | type-not-allowed | arity | input-rank | deprecated-op | graph-version
     # | kernel-behaviour (convert only: a rule refused an op the target computes differently)
-    # | checkpoint-format (check only: checkpoint files the target cannot read as they are)
+    # | checkpoint-format, meta-graph (check only: checkpoint files, a producer version the target cannot read)
     kind: str
     op: str
     node: str

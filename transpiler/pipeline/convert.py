@@ -60,8 +60,26 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     model = read_model(path, checkpoint, require_variables=False)
     sections = []
     for i, mg in enumerate(model.meta_graphs):
-        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops(mg), as_written=False)))
+        problems = validate(lift(mg.graph_def), opset, producer_ops(mg), as_written=False)
+        sections.append((graph_label(model, i), _version_problems(mg, opset) + problems))
     return Report(model.describe(), opset.short, sections + _checkpoint_sections(model, opset))
+
+
+def _version_problems(meta_graph: meta_graph_pb2.MetaGraphDef, opset: Opset) -> List[Problem]:
+    """A producer version the target's meta graph importer cannot parse (`check` only: the writer stamps
+    the target's own version)."""
+    version = meta_graph.meta_info_def.tensorflow_version
+    if not version or opset.reads_legacy_tf_version:
+        return []
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+        return []
+    except InvalidVersion:
+        return [Problem("meta-graph", "meta graph", "meta_info_def.tensorflow_version",
+                        "%r is not a PEP 440 version, which TF %s's importer refuses (InvalidVersion)"
+                        % (version, opset.short))]
 
 
 def _checkpoint_sections(model: Model, opset: Opset) -> list:
