@@ -23,7 +23,8 @@ from transpiler.ir.graph import GraphDefIR, lift
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
-from transpiler.passes.base import Context, PassLog, run_passes
+from transpiler.passes.base import Context, PassLog, context_for, run_passes
+from transpiler.passes.clear_devices import ClearDevices
 from transpiler.passes.validate import Problem, producer_ops, validate
 from transpiler.pipeline.pipelines import DOWNGRADE, UPGRADE
 from transpiler.pipeline.report import Report
@@ -58,11 +59,14 @@ def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
     """What blocks loading the model, unchanged, in `to`."""
     opset = catalog().opset(to)
     model = read_model(path, checkpoint, require_variables=False)
-    sections = []
+    sections, notes = [], []
     for i, mg in enumerate(model.meta_graphs):
-        problems = validate(lift(mg.graph_def), opset, producer_ops(mg), as_written=False)
+        ir = lift(mg.graph_def)
+        problems = validate(ir, opset, producer_ops(mg), as_written=False)
         sections.append((graph_label(model, i), _version_problems(mg, opset) + problems))
-    return Report(model.describe(), opset.short, sections + _checkpoint_sections(model, opset))
+        # GPU pins do not block a GPU build, but a CPU-only one refuses them: say so, as convert does
+        notes.extend(n for n in ClearDevices().run(ir, context_for(opset)).notes if n not in notes)
+    return Report(model.describe(), opset.short, sections + _checkpoint_sections(model, opset), notes=notes)
 
 
 def _version_problems(meta_graph: meta_graph_pb2.MetaGraphDef, opset: Opset) -> List[Problem]:
