@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence
 from transpiler.backends import tf2_native
 from transpiler.backends.writer import check_output_path, output_kind, staged, write_model
 from transpiler.engine.rule_files import load_rules
+from transpiler.engine.rule_pass import Firing
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.io.protos import meta_graph_pb2
 from transpiler.io.readers import Kind, Model, read_model
@@ -102,7 +103,7 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
         _label_passes(graph_log, sections[-1][0])
         log.extend(graph_log)
     model.checkpoint_keys.update(log.checkpoint_keys)
-    report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings],
+    report = Report(model.describe(), opset.short, sections, _firing_dicts(log.firings),
                     notes + log.notes, log.passes)
     return Plan(model, opset, options, report, irs)
 
@@ -154,9 +155,16 @@ def _plan_upgrade(model: Model, opset: Opset, options: ConvertOptions, rules) ->
     problems = _validate(ir, opset, log, mg)
     _label_passes(log, graph_label(work, 0))
     report = Report(work.describe(), opset.short, [(graph_label(work, 0), problems)],
-                    [dataclasses.asdict(f) for f in log.firings], notes, log.passes)
+                    _firing_dicts(log.firings), notes, log.passes)
     saved_model = None if report.blocking else tf2_native.plan_saved_model(ir, ctx, notes)
     return Plan(work, opset, options, report, [ir], saved_model)
+
+
+def _firing_dicts(firings) -> List[dict]:
+    """dataclasses.asdict of each Firing, for the report. Their fields are strings (or None), so a dict of
+    the fields is the same value: asdict's deep copy of each cost more than the rest of the report."""
+    names = [f.name for f in dataclasses.fields(Firing)]
+    return [{name: getattr(firing, name) for name in names} for firing in firings]
 
 
 def _label_passes(log: PassLog, label: str) -> None:
