@@ -269,14 +269,15 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
         if n.extra is not None:
             extra = type(n.extra)()
             extra.CopyFrom(n.extra)
-        data = [host_tensor(t) for t in data_in[n.name]]
-        ctrl = [names[c] if c in names else arg_map[c].node for c in control_in[n.name]
-                if c in names or c in arg_map]
-        internal = any(t.node in names for t in data_in[n.name]) or any(c in names for c in control_in[n.name])
-        if gate is not None and not internal and (control_inputs or n.name in sources):
-            ctrl.append(gate)
+        node_data, node_control = data_in[n.name], control_in[n.name]
+        data = [host_tensor(t) for t in node_data]
+        ctrl = [names[c] if c in names else arg_map[c].node for c in node_control if c in names or c in arg_map]
+        if gate is not None and (control_inputs or n.name in sources) and not (
+                any(t.node in names for t in node_data) or any(c in names for c in node_control)):
+            ctrl.append(gate)  # no producer in the body: the gate orders it
         # inputs may name body nodes added later: networkx holds the edge until the node arrives
-        graph.add_node(names[n.name], n.op, data, attrs, n.device or device, control_inputs=_dedup(ctrl), extra=extra)
+        graph.add_node(names[n.name], n.op, data, attrs, n.device or device,
+                       control_inputs=_dedup(ctrl) if len(ctrl) > 1 else ctrl, extra=extra)
     outputs = [host_tensor(fn.ret[arg.name]) for arg in fn.header.signature.output_arg]
     control_outputs = [names[c] for _, c in sorted(fn.control_ret.items()) if c in names]  # map order varies
     return InlinedBody(outputs, _dedup(control_outputs), names, gate)
