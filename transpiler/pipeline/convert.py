@@ -26,6 +26,7 @@ from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
 from transpiler.passes.base import Context, PassLog, run_passes
 from transpiler.passes.validate import Problem, producer_ops, validate
+from transpiler.pipeline.check import check, graph_label  # noqa: F401  (check: re-exported)
 from transpiler.pipeline.pipelines import DOWNGRADE, UPGRADE
 from transpiler.pipeline.report import Report
 
@@ -48,21 +49,6 @@ class Plan:
     irs: List[GraphDefIR]
     #: The native TF 2 back end's plan (upgrade), else None.
     saved_model: Optional[tf2_native.Plan] = None
-
-
-def graph_label(model: Model, index: int) -> str:
-    tags = ",".join(model.meta_graphs[index].meta_info_def.tags)
-    return "meta graph %d (tags: %s)" % (index, tags or "-")
-
-
-def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
-    """What blocks loading the model, unchanged, in `to`."""
-    opset = catalog().opset(to)
-    model = read_model(path, checkpoint, require_variables=False)
-    sections = []
-    for i, mg in enumerate(model.meta_graphs):
-        sections.append((graph_label(model, i), validate(lift(mg.graph_def), opset, producer_ops(mg), as_written=False)))
-    return Report(model.describe(), opset.short, sections)
 
 
 def explain(path: Path, options: ConvertOptions) -> Report:
