@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
 
+from bench_pipeline import child_env, warm_up  # noqa: E402
 from bench_scale import convert_cmd, synthetic_graph  # noqa: E402
 
 BUILD_RESNET = """
@@ -75,16 +76,24 @@ def build(name: str) -> Path:
 
 
 def measure(cmd, env=None) -> tuple:
-    """(wall seconds, peak RSS MiB, CPU seconds user+sys, exit status) of one child process."""
+    """(wall seconds, peak RSS MiB, CPU seconds user+sys, exit status) of one child process.
+
+    The child runs without PYTHONDONTWRITEBYTECODE (bench_pipeline.child_env): with it, every run
+    would compile tf-transpile's modules again, a cost an installed package does not have."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(env))
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.stderr.close()
     return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
 
 
-def median_run(cmd, repeat: int, clean, env=None) -> dict:
+def median_run(cmd, repeat: int, clean, env=None, warm: bool = False) -> dict:
+    """Medians of `repeat` timed runs; with `warm`, after one untimed run that writes tf-transpile's .pyc
+    files (see measure; the peers are installed packages, which have theirs)."""
+    if warm:
+        clean()
+        warm_up(cmd, env)
     runs = []
     for _ in range(repeat):
         clean()
@@ -127,7 +136,7 @@ def model_rows(name: str, repeat: int, onnx_env, peer_repeat: int) -> list:
                                      "--output", str(target) + ".onnx"], onnx_env, peer_repeat))
     rows = []
     for label, cmd, env, runs in commands:
-        result = median_run(cmd, runs, clean, env)
+        result = median_run(cmd, runs, clean, env, warm=cmd[:3] == tool)
         rows.append(dict(result, model="%s (%.0f MiB)" % (name, size), command=label, runs=runs))
         print("%-22s %-28s CPU %7.2f s  wall %7.2f s  peak %6.0f MiB  exit %d" % (
             rows[-1]["model"], label, result["cpu"], result["wall"], result["rss"], result["status"]), flush=True)
@@ -138,11 +147,11 @@ def scale_rows(sizes, repeat: int) -> list:
     folder = OUT / "scale"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for nodes in sizes:
+    for i, nodes in enumerate(sizes):
         src, out = folder / ("in_%d.pb" % nodes), folder / ("out_%d.pb" % nodes)
         if not src.is_file():
             src.write_bytes(synthetic_graph(nodes).SerializeToString())
-        result = median_run(convert_cmd(src, out), repeat, lambda: out.unlink(missing_ok=True))
+        result = median_run(convert_cmd(src, out), repeat, lambda: out.unlink(missing_ok=True), warm=i == 0)
         rows.append(dict(result, nodes=nodes))
         print("scale %8d nodes: CPU %7.2f s (%.1f us/node)  wall %7.2f s  peak %6.0f MiB  exit %d" % (
             nodes, result["cpu"], result["cpu"] / nodes * 1e6, result["wall"], result["rss"], result["status"]),

@@ -63,7 +63,7 @@ def explain(model: PathLike, to: str, **options):
 
 def check(model: PathLike, to: str, checkpoint: PathLike = None):
     """What blocks loading `model`, unchanged, in release `to`."""
-    from transpiler.pipeline.convert import check as run
+    from transpiler.pipeline.check import check as run
 
     return run(Path(model), to, Path(checkpoint) if checkpoint else None)
 

@@ -208,7 +208,7 @@ def _print_report(report, fmt: str, verbose: bool = False) -> None:
 
 
 def _cmd_check(argv: List[str]) -> int:
-    from transpiler.pipeline.convert import check
+    from transpiler.pipeline.check import check
 
     p = _parser(PROG + " check", "Report what blocks loading IN, unchanged, in a release.")
     p.add_argument("input", metavar="IN", type=Path, help="model to check")
@@ -319,10 +319,9 @@ COMMANDS = {"check": _cmd_check, "explain": _cmd_explain, "releases": _cmd_relea
 
 
 def _run(argv: List[str]) -> int:
-    from transpiler.pipeline.convert import convert
-
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
+    from transpiler.pipeline.convert import convert  # here: the commands import what they need themselves
     args = _convert_parser().parse_args(argv)
     report = convert(args.input, args.output, convert_options(args))
     how = "" if args.verify else " (checked against its op registry; --verify runs it there)"

@@ -24,9 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
-from transpiler.engine import RuleError, safe_yaml
+from transpiler.engine import RuleError
 from transpiler.engine.rule_cache import cached_rules
 from transpiler.engine.builtin import builtin_rules_dir
 
@@ -97,16 +95,24 @@ class Rule:
         return found
 
 
-class _LineLoader(safe_yaml.BoundedLoader):
-    """The bounded safe loader, remembering in each mapping the line of the mapping and of each key."""
+@functools.lru_cache(maxsize=1)
+def _line_loader() -> type:
+    """The bounded safe loader, remembering in each mapping the line of the mapping and of each key.
 
-    def construct_mapping(self, node, deep=False):
-        mapping = super().construct_mapping(node, deep=deep)
-        lines = {None: node.start_mark.line + 1}
-        for key_node, _ in node.value:
-            lines.setdefault(self.construct_object(key_node), key_node.start_mark.line + 1)  # memoized
-        mapping[LINES] = lines
-        return mapping
+    Made on first use, with PyYAML imported then: the parse cache (engine/rule_cache.py) leaves most
+    commands nothing to parse, and importing PyYAML up front cost each of them ~0.05 s of start-up."""
+    from transpiler.engine import safe_yaml
+
+    class LineLoader(safe_yaml.BoundedLoader):
+        def construct_mapping(self, node, deep=False):
+            mapping = super().construct_mapping(node, deep=deep)
+            lines = {None: node.start_mark.line + 1}
+            for key_node, _ in node.value:
+                lines.setdefault(self.construct_object(key_node), key_node.start_mark.line + 1)  # memoized
+            mapping[LINES] = lines
+            return mapping
+
+    return LineLoader
 
 
 @dataclasses.dataclass
@@ -143,8 +149,12 @@ def load_rule_file(path: Path, problems: Optional[List[RuleFileError]] = None) -
     valid rules are returned (a file that cannot be read or parsed at all still raises)."""
     path = Path(path)
     text = _read(path)
+    import yaml  # here, not at the top: see _line_loader
+
+    from transpiler.engine import safe_yaml
+
     try:
-        doc = safe_yaml.load(text, _LineLoader)
+        doc = safe_yaml.load(text, _line_loader())
     except yaml.YAMLError as exc:
         line, problem = safe_yaml.describe(exc, text)
         what = "YAML over the limits" if isinstance(exc, safe_yaml.LimitError) else "not valid YAML"

@@ -14,7 +14,8 @@ validator, the rules and the lowering passes answer them the same way:
 
 from __future__ import annotations
 
-from typing import List, Mapping, Optional, Tuple
+import weakref
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
 from transpiler.ir.attrs import value_field
@@ -179,6 +180,8 @@ def malformed_node(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue], input
     the one the OpDef and attrs give, in the OpDef of every release that has `op`.
     Unknown ops (custom ops, calls of library functions) are never malformed."""
     cat = cat or catalog()
+    if _fits_newest(op, attrs, inputs, cat):
+        return None
     newest = newest_op_def(op, cat)
     problem = _attr_def_problem(newest, attrs, inputs) if newest is not None else None
     if problem is None:
@@ -187,3 +190,41 @@ def malformed_node(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue], input
     if any(op_def is not None and _attr_def_problem(op_def, attrs, inputs) is None for op_def in others):
         return None
     return problem
+
+
+#: Per catalog, per op: what `_fits_newest` checks of its newest OpDef (None: the op is unknown).
+_NEWEST_CHECKS: "weakref.WeakKeyDictionary[Catalog, Dict[str, Optional[tuple]]]" = weakref.WeakKeyDictionary()
+
+
+def _newest_checks(op: str, cat: Catalog) -> Optional[tuple]:
+    """(newest OpDef, attrs it requires, (attr, value field) of its typed attrs, its number of inputs or
+    None when an attr decides it) of `op`, worked out once per op: refusing malformed models asks it of
+    every node of the model, and reading the OpDef's attrs each time was most of that."""
+    by_op = _NEWEST_CHECKS.setdefault(cat, {})
+    if op not in by_op:
+        op_def = newest_op_def(op, cat)
+        by_op[op] = None if op_def is None else (
+            op_def,
+            tuple(a.name for a in op_def.attr if not a.HasField("default_value")),
+            tuple((a.name, value_field(a.type)) for a in op_def.attr if value_field(a.type) is not None),
+            None if any(a.number_attr or a.type_list_attr for a in op_def.input_arg) else len(op_def.input_arg))
+    return by_op[op]
+
+
+def _fits_newest(op: str, attrs: Mapping[str, attr_value_pb2.AttrValue], inputs: Optional[int],
+                 cat: Catalog) -> bool:
+    """`op` is unknown, or `_attr_def_problem` of its newest OpDef is None: the answer for nearly every node,
+    found without reading the OpDef again. False means: ask `_attr_def_problem` (it says why)."""
+    checks = _newest_checks(op, cat)
+    if checks is None:
+        return True
+    op_def, required, typed, fixed_inputs = checks
+    if any(name not in attrs for name in required):
+        return False
+    for name, wanted in typed:
+        if name in attrs and attrs[name].WhichOneof("value") not in (wanted, "placeholder"):
+            return False
+    if inputs is None:
+        return True
+    expected = fixed_inputs if fixed_inputs is not None else expected_inputs(op_def, attrs)
+    return expected is None or expected == inputs

@@ -64,13 +64,16 @@ class CheckpointNames(Pass):
         for node in savers:
             if keys[node.name]:
                 _set_keys(ir, node, [self.mapping.get(k, k) for k in keys[node.name]])
-        for node in ir.nodes_by_op("RestoreV2"):
+        # The saver nodes stay the same objects, in the same order, through these edits (no rename, no
+        # removal): the restores among them are what another scan of every node would find.
+        restores = [node for node in savers if node.op == "RestoreV2"]
+        for node in restores:
             _drop_unread(ir, node, [k not in self.mapping for k in keys[node.name] or ()])
         # The written checkpoint holds every key a restore op still reads: one no variable takes (TF 2.0's
         # separate RestoreV2 of _CHECKPOINTABLE_OBJECT_GRAPH) keeps its name. (SaveV2's keys are written
         # by the save op itself.)
         renamed = set(self.mapping.values())
-        for node in ir.nodes_by_op("RestoreV2"):
+        for node in restores:
             for key in _keys(ir, node) or ():
                 if key not in renamed:
                     self.mapping.setdefault(key, key)

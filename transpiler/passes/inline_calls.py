@@ -73,8 +73,7 @@ class InlineCalls(Pass):
         count = 0
         refused = self.log.refusals
         while True:
-            calls = [n.name for n in graph.nodes if callee(ir, n) is not None and callee(ir, n) != where
-                     and (where, n.name) not in refused]
+            calls = [n.name for n in graph.nodes if callee(ir, n) not in (None, where) and (where, n.name) not in refused]
             if not calls:
                 return count
             for name in calls:

@@ -32,7 +32,7 @@ import networkx as nx
 from transpiler.errors import TranspileError
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
 from transpiler.ir.attrs import type_attr
-from transpiler.ir.graph import Function, Graph, GraphDefIR, Tensor
+from transpiler.ir.graph import Function, Graph, GraphDefIR, Node, Tensor
 from transpiler.knowledge import opdefs
 from transpiler.passes.functional import CALL_OPS, attr_functions
 
@@ -117,6 +117,8 @@ def _functions_used_by(ir: GraphDefIR, graph: Graph) -> Iterable[str]:
 
 def prune_functions(ir: GraphDefIR, keep: Iterable[str] = ()) -> List[str]:
     """Drop functions nothing references; returns their names."""
+    if not ir.functions:  # nothing to drop: spare the scan of every node (the graph after inlining)
+        return []
     used = referenced_functions(ir, keep)
     dropped = sorted(name for name in ir.functions if name not in used)
     for name in dropped:
@@ -156,6 +158,25 @@ def inline_call(ir: GraphDefIR, graph: Graph, name: str) -> None:
 
 def check_inlinable(ir: GraphDefIR, fn: Function, n_inputs: int) -> Dict[str, list]:
     """Raise InliningError unless `fn` can be inlined with `n_inputs` inputs; its body's output ports by node."""
+    return _check_body(ir, fn, n_inputs, _read_body(fn))
+
+
+@dataclasses.dataclass
+class _Body:
+    """A function body's nodes and their inputs, read once: checking a body and copying it both need them."""
+
+    nodes: List[Node]
+    data_in: Dict[str, List[Tensor]]
+    control_in: Dict[str, List[str]]
+
+
+def _read_body(fn: Function) -> _Body:
+    nodes = list(fn.nodes)
+    return _Body(nodes, {n.name: fn.inputs(n.name) for n in nodes}, {n.name: fn.control_inputs(n.name) for n in nodes})
+
+
+def _check_body(ir: GraphDefIR, fn: Function, n_inputs: int, body: _Body) -> Dict[str, list]:
+    """check_inlinable of `fn`, read as `body`."""
     args = list(fn.header.signature.input_arg)
     outs = list(fn.header.signature.output_arg)
     if any(a.number_attr or a.type_list_attr or a.type_attr for a in args + outs):
@@ -163,19 +184,33 @@ def check_inlinable(ir: GraphDefIR, fn: Function, n_inputs: int) -> Dict[str, li
     if n_inputs != len(args):
         raise InliningError("cannot inline %s: %d inputs for %d arguments" % (fn.name, n_inputs, len(args)))
     arg_names = {a.name for a in args}
-    ports: Dict[str, list] = {}
-    for n in fn.nodes:
-        op_def = op_def_for(ir, n.op)
-        if op_def is None:
-            raise InliningError("cannot inline %s: op %s of %s is unknown" % (fn.name, n.op, n.name))
-        ports[n.name] = opdefs.output_ports(op_def, n.attrs, True)
-    for t in [t for n in fn.nodes for t in fn.inputs(n.name)] + list(fn.ret.values()):
+    ports = _body_ports(ir, fn, body.nodes)
+    for t in [t for n in body.nodes for t in body.data_in[n.name]] + list(fn.ret.values()):
         known = t.node in arg_names if t.node not in ports else (t.port is None or t.port in ports[t.node])
         if not known:
             raise InliningError("cannot inline %s: %s names no tensor of the body" % (fn.name, t))
     missing = [a.name for a in outs if a.name not in fn.ret]
     if missing:
         raise InliningError("cannot inline %s: no result for %s" % (fn.name, ", ".join(missing)))
+    return ports
+
+
+def _body_ports(ir: GraphDefIR, fn: Function, nodes: List[Node]) -> Dict[str, list]:
+    """Each body node's output ports. An op none of whose outputs an attr sizes (no number_attr or
+    type_list_attr) has the same ports on every node: its OpDef is asked once per body, not per node.
+    The lists are shared between nodes: read them, never change them."""
+    ports: Dict[str, list] = {}
+    fixed: Dict[str, list] = {}
+    for n in nodes:
+        known = fixed.get(n.op)
+        if known is None:
+            op_def = op_def_for(ir, n.op)
+            if op_def is None:
+                raise InliningError("cannot inline %s: op %s of %s is unknown" % (fn.name, n.op, n.name))
+            known = opdefs.output_ports(op_def, n.attrs, True)
+            if not any(a.number_attr or a.type_list_attr for a in op_def.output_arg):
+                fixed[n.op] = known
+        ports[n.name] = known
     return ports
 
 
@@ -190,9 +225,10 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
     Identity of the first input, so they run in the caller's frame and branch.
     """
     args = list(fn.header.signature.input_arg)
-    ports_cache = check_inlinable(ir, fn, len(inputs))
+    body = _read_body(fn)
+    ports_cache = _check_body(ir, fn, len(inputs), body)
     arg_map = {a.name: t for a, t in zip(args, inputs)}
-    body_nodes = list(fn.nodes)
+    body_nodes = body.nodes
     taken: Set[str] = set()
 
     def fresh(base: str) -> str:
@@ -204,8 +240,7 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
         return name
 
     names = {n.name: fresh("%s/%s" % (prefix, n.name)) for n in body_nodes}
-    data_in = {n.name: fn.inputs(n.name) for n in body_nodes}
-    control_in = {n.name: fn.control_inputs(n.name) for n in body_nodes}
+    data_in, control_in = body.data_in, body.control_in
     control_inputs = _dedup(control_inputs)
     sources = {n.name for n in body_nodes if not data_in[n.name] and not control_in[n.name]}
     gate = None
@@ -224,8 +259,9 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
         return Tensor(names[t.node], port if graph.in_function else ports.index(port))
 
     for n in body_nodes:
-        attrs = dict(n.attrs)
+        attrs = n.attrs  # add_node copies it; a copy of our own only when _class changes
         if "_class" in attrs:
+            attrs = dict(attrs)
             colocation = _rename_colocation(attrs.pop("_class"), names)
             if colocation is not None:
                 attrs["_class"] = colocation
@@ -233,14 +269,15 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
         if n.extra is not None:
             extra = type(n.extra)()
             extra.CopyFrom(n.extra)
-        data = [host_tensor(t) for t in data_in[n.name]]
-        ctrl = [names[c] if c in names else arg_map[c].node for c in control_in[n.name]
-                if c in names or c in arg_map]
-        internal = any(t.node in names for t in data_in[n.name]) or any(c in names for c in control_in[n.name])
-        if gate is not None and not internal and (control_inputs or n.name in sources):
-            ctrl.append(gate)
+        node_data, node_control = data_in[n.name], control_in[n.name]
+        data = [host_tensor(t) for t in node_data]
+        ctrl = [names[c] if c in names else arg_map[c].node for c in node_control if c in names or c in arg_map]
+        if gate is not None and (control_inputs or n.name in sources) and not (
+                any(t.node in names for t in node_data) or any(c in names for c in node_control)):
+            ctrl.append(gate)  # no producer in the body: the gate orders it
         # inputs may name body nodes added later: networkx holds the edge until the node arrives
-        graph.add_node(names[n.name], n.op, data, attrs, n.device or device, control_inputs=_dedup(ctrl), extra=extra)
+        graph.add_node(names[n.name], n.op, data, attrs, n.device or device,
+                       control_inputs=_dedup(ctrl) if len(ctrl) > 1 else ctrl, extra=extra)
     outputs = [host_tensor(fn.ret[arg.name]) for arg in fn.header.signature.output_arg]
     control_outputs = [names[c] for _, c in sorted(fn.control_ret.items()) if c in names]  # map order varies
     return InlinedBody(outputs, _dedup(control_outputs), names, gate)

@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence
 from transpiler.backends import tf2_native
 from transpiler.backends.writer import check_output_path, output_kind, staged, write_model
 from transpiler.engine.rule_files import load_rules
+from transpiler.engine.rule_pass import Firing
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.io.protos import meta_graph_pb2
 from transpiler.io.readers import Kind, Model, read_model
@@ -23,9 +24,9 @@ from transpiler.ir.graph import GraphDefIR, lift
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
-from transpiler.passes.base import Context, PassLog, context_for, run_passes
-from transpiler.passes.clear_devices import ClearDevices
+from transpiler.passes.base import Context, PassLog, run_passes
 from transpiler.passes.validate import Problem, producer_ops, validate
+from transpiler.pipeline.check import check, graph_label  # noqa: F401  (check: re-exported)
 from transpiler.pipeline.pipelines import DOWNGRADE, UPGRADE
 from transpiler.pipeline.report import Report
 
@@ -48,57 +49,6 @@ class Plan:
     irs: List[GraphDefIR]
     #: The native TF 2 back end's plan (upgrade), else None.
     saved_model: Optional[tf2_native.Plan] = None
-
-
-def graph_label(model: Model, index: int) -> str:
-    tags = ",".join(model.meta_graphs[index].meta_info_def.tags)
-    return "meta graph %d (tags: %s)" % (index, tags or "-")
-
-
-def check(path: Path, to: str, checkpoint: Optional[Path] = None) -> Report:
-    """What blocks loading the model, unchanged, in `to`."""
-    opset = catalog().opset(to)
-    model = read_model(path, checkpoint, require_variables=False)
-    sections, notes = [], []
-    for i, mg in enumerate(model.meta_graphs):
-        ir = lift(mg.graph_def)
-        problems = validate(ir, opset, producer_ops(mg), as_written=False)
-        sections.append((graph_label(model, i), _version_problems(mg, opset) + problems))
-        # GPU pins do not block a GPU build, but a CPU-only one refuses them: say so, as convert does
-        notes.extend(n for n in ClearDevices().run(ir, context_for(opset)).notes if n not in notes)
-    return Report(model.describe(), opset.short, sections + _checkpoint_sections(model, opset), notes=notes)
-
-
-def _version_problems(meta_graph: meta_graph_pb2.MetaGraphDef, opset: Opset) -> List[Problem]:
-    """A producer version the target's meta graph importer cannot parse (`check` only: the writer stamps
-    the target's own version)."""
-    version = meta_graph.meta_info_def.tensorflow_version
-    if not version or opset.reads_legacy_tf_version:
-        return []
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        Version(version)
-        return []
-    except InvalidVersion:
-        return [Problem("meta-graph", "meta graph", "meta_info_def.tensorflow_version",
-                        "%r is not a PEP 440 version, which TF %s's importer refuses (InvalidVersion)"
-                        % (version, opset.short))]
-
-
-def _checkpoint_sections(model: Model, opset: Opset) -> list:
-    """The model's checkpoint as the target would read it unchanged: an index table with snappy-compressed
-    blocks where the release cannot decompress them (TF 1.4's wheel; `check` only: the writer rewrites it)."""
-    if model.checkpoint is None or opset.reads_snappy_index:
-        return []
-    from transpiler.io import tensor_bundle
-
-    index = tensor_bundle.index_filename(model.checkpoint)
-    if not index.is_file() or not tensor_bundle.is_compressed(index):
-        return []
-    return [("checkpoint", [Problem("checkpoint-format", "checkpoint index", index.name,
-                                    "its table's blocks are snappy-compressed, which TF %s cannot read "
-                                    "(a conversion writes them uncompressed)" % opset.short)])]
 
 
 def explain(path: Path, options: ConvertOptions) -> Report:
@@ -139,7 +89,7 @@ def plan(model: Model, options: ConvertOptions) -> Plan:
         _label_passes(graph_log, sections[-1][0])
         log.extend(graph_log)
     model.checkpoint_keys.update(log.checkpoint_keys)
-    report = Report(model.describe(), opset.short, sections, [dataclasses.asdict(f) for f in log.firings],
+    report = Report(model.describe(), opset.short, sections, _firing_dicts(log.firings),
                     notes + log.notes, log.passes)
     return Plan(model, opset, options, report, irs)
 
@@ -191,9 +141,16 @@ def _plan_upgrade(model: Model, opset: Opset, options: ConvertOptions, rules) ->
     problems = _validate(ir, opset, log, mg)
     _label_passes(log, graph_label(work, 0))
     report = Report(work.describe(), opset.short, [(graph_label(work, 0), problems)],
-                    [dataclasses.asdict(f) for f in log.firings], notes, log.passes)
+                    _firing_dicts(log.firings), notes, log.passes)
     saved_model = None if report.blocking else tf2_native.plan_saved_model(ir, ctx, notes)
     return Plan(work, opset, options, report, [ir], saved_model)
+
+
+def _firing_dicts(firings) -> List[dict]:
+    """dataclasses.asdict of each Firing, for the report. Their fields are strings (or None), so a dict of
+    the fields is the same value: asdict's deep copy of each cost more than the rest of the report."""
+    names = [f.name for f in dataclasses.fields(Firing)]
+    return [{name: getattr(firing, name) for name in names} for firing in firings]
 
 
 def _label_passes(log: PassLog, label: str) -> None:
