@@ -18,7 +18,7 @@ from transpiler.engine import RuleError
 from transpiler.errors import TranspileError
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
 from transpiler.ir.attrs import AttrError, make_attr, plain, plain_key
-from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor
+from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor, young_collections_only
 from transpiler.ir.values import const_value, known_shape, producer
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.opdefs import attr_default as _default
@@ -132,8 +132,9 @@ class RulePass:
 
     # ---- driving ----------------------------------------------------------
     def __call__(self, ir: GraphDefIR, opset: Optional[Opset] = None) -> None:
-        for function, graph in ir.graphs():
-            self._fixpoint(graph, function)
+        with young_collections_only():  # a big graph's objects are not walked again and again
+            for function, graph in ir.graphs():
+                self._fixpoint(graph, function)
 
     def _fixpoint(self, graph: Graph, function: Optional[str]) -> None:
         """Rounds in node order, as if each visited every node; a round visits only the nodes near a

@@ -15,7 +15,9 @@ live in ``ret`` / ``control_ret``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import networkx as nx
@@ -24,6 +26,26 @@ from google.protobuf import unknown_fields
 from transpiler.errors import TranspileError
 from transpiler.io.protos import function_pb2, graph_pb2, node_def_pb2
 from transpiler.ir.attrs import types_attr
+
+#: gc's threshold2 that no count of collections reaches: no full collection.
+_NO_FULL_COLLECTION = 1 << 30
+
+
+@contextlib.contextmanager
+def young_collections_only() -> Iterator[None]:
+    """Python's cyclic collector without full collections, while a graph is built or rewritten in bulk.
+
+    The IR makes no reference cycles, yet each full collection walks every object of it (millions in a
+    big graph: a fifth of the time of lifting it or of the rules pass). Young collections go on, so a
+    cycle made meanwhile (by a template's rendering, an exception) is still collected. Nests.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_COLLECTION)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
 
 #: Function-body outputs are named ``node:out_arg:index``; graph outputs ``node:index``.
 Port = Union[int, str, None]
@@ -503,6 +525,11 @@ class GraphDefIR(Graph):
 
     @classmethod
     def lift(cls, graph_def: graph_pb2.GraphDef) -> "GraphDefIR":
+        with young_collections_only():
+            return cls._lift(graph_def)
+
+    @classmethod
+    def _lift(cls, graph_def: graph_pb2.GraphDef) -> "GraphDefIR":
         header = graph_pb2.GraphDef()
         header.CopyFrom(graph_def)
         header.ClearField("node")
@@ -516,9 +543,10 @@ class GraphDefIR(Graph):
     def lower(self) -> graph_pb2.GraphDef:
         graph_def = graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
-        self._lower_nodes(graph_def.node)
-        if self.functions:
-            graph_def.library.function.extend(f.lower() for f in self.functions.values())
+        with young_collections_only():
+            self._lower_nodes(graph_def.node)
+            if self.functions:
+                graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
 
 
