@@ -47,6 +47,44 @@ def test_a_while_loop_back_edge_keeps_merge_before_next_iteration():
     assert _names(graph) == ["x", "enter", "merge", "add", "next"]
 
 
+def _networkx_order(graph_def):
+    """The order networkx's lexicographical topological sort of the file positions gives (the reference the
+    heap-based sort must match), or None on a cycle."""
+    import networkx as nx
+
+    position = {node.name: i for i, node in enumerate(graph_def.node)}
+    order = nx.DiGraph()
+    order.add_nodes_from(range(len(graph_def.node)))
+    for i, node in enumerate(graph_def.node):
+        for text in node.input:
+            source = position.get(text.lstrip("^").split(":")[0])
+            if source is not None and graph_def.node[source].op not in ("NextIteration", "RefNextIteration"):
+                order.add_edge(source, i)
+    try:
+        return [graph_def.node[i].name for i in nx.lexicographical_topological_sort(order)]
+    except nx.NetworkXUnfeasible:
+        return None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_is_networkx_lexicographical_topological_sort(seed):
+    import random
+
+    rng = random.Random(seed)
+    count = rng.randint(1, 30)
+    graph = graph_pb2.GraphDef()
+    for i in range(count):
+        node = graph.node.add(name="n%d" % i, op=rng.choice(["Add", "Add", "Add", "NextIteration"]))
+        for _ in range(rng.randint(0, 3)):  # mostly an earlier node; any node, itself, twice, data or control
+            source = rng.randrange(i) if i and rng.random() < 0.9 else rng.randrange(count)
+            node.input.append(rng.choice(["", "^"]) + "n%d" % source + rng.choice(["", ":1"]))
+    expected = _networkx_order(graph)
+    before = _names(graph)
+    moved = producers_first(graph)
+    assert _names(graph) == (before if expected is None else expected)
+    assert moved == (expected is not None and expected != before)
+
+
 def test_only_releases_with_the_python_importer_are_reordered():
     releases = {r: needs_producers_first(catalog().opset(r)) for r in ("1.4", "1.7", "1.8", "1.15", "2.5")}
     assert releases == {"1.4": True, "1.7": True, "1.8": False, "1.15": False, "2.5": False}

@@ -14,7 +14,8 @@ the writer lists producers first, as TF's own writers do.
 
 from __future__ import annotations
 
-import networkx as nx
+import heapq
+from typing import List, Optional
 
 from transpiler.io.protos import graph_pb2
 from transpiler.knowledge.releases import Opset, version_key
@@ -35,26 +36,59 @@ def needs_producers_first(opset: Opset) -> bool:
 
 def producers_first(graph_def: graph_pb2.GraphDef) -> bool:
     """Reorder `graph_def.node` in place so that every node follows its inputs (data and control),
-    while-loop back edges aside. Stable: ties keep the file order, so a graph already in that order
-    is left byte for byte as it was. Returns whether anything moved; a graph with another cycle
-    (invalid for any release) is left as it is."""
-    position = {node.name: i for i, node in enumerate(graph_def.node)}
-    order = nx.DiGraph()
-    order.add_nodes_from(range(len(graph_def.node)))
-    for i, node in enumerate(graph_def.node):
-        for text in node.input:
-            source = position.get(text.lstrip("^").split(":")[0])
-            if source is not None and graph_def.node[source].op not in _BACK_EDGE_OPS:
-                order.add_edge(source, i)
-    try:
-        sorted_positions = list(nx.lexicographical_topological_sort(order))
-    except nx.NetworkXUnfeasible:
+    while-loop back edges aside. Stable: ties keep the file order (the lexicographically smallest
+    topological order of the file positions), so a graph already in that order is left byte for byte
+    as it was. Returns whether anything moved; a graph with another cycle (invalid for any release)
+    is left as it is."""
+    nodes = graph_def.node
+    names = [node.name for node in nodes]
+    order = _sorted_positions(nodes, names)
+    if order is None:
         return False
-    if sorted_positions == list(range(len(graph_def.node))):
-        return False
-    nodes = [graph_def.node[i] for i in sorted_positions]
+    if len(set(names)) == len(names):  # the usual case: sorted in place, no node copied
+        rank = {names[p]: r for r, p in enumerate(order)}
+        nodes.sort(key=lambda node: rank[node.name])
+        return True
     kept = graph_pb2.GraphDef()
-    kept.node.extend(nodes)  # copies: the originals go with ClearField
+    kept.node.extend(nodes[i] for i in order)  # copies: the originals go with ClearField
     graph_def.ClearField("node")
     graph_def.node.extend(kept.node)
     return True
+
+
+def _sorted_positions(nodes, names: List[str]) -> Optional[List[int]]:
+    """The file positions in producers-first order (smallest position first among the ready ones, what
+    networkx's lexicographical_topological_sort gives), or None when that is the file order or there is a
+    cycle. Plain lists and a heap: a networkx graph of the positions cost more than the rest of writing."""
+    count = len(nodes)
+    position = {name: i for i, name in enumerate(names)}
+    back = {i for i, node in enumerate(nodes) if node.op in _BACK_EDGE_OPS}
+    successors: List[Optional[List[int]]] = [None] * count
+    waiting = [0] * count
+    moved = False
+    for i, node in enumerate(nodes):
+        for text in node.input:
+            source = position.get(text.lstrip("^").split(":")[0])
+            if source is None or source in back:
+                continue
+            moved = moved or source >= i
+            if successors[source] is None:
+                successors[source] = [i]
+            elif successors[source][-1] != i:  # one edge per pair, as in a DiGraph (i's edges come together)
+                successors[source].append(i)
+            else:
+                continue
+            waiting[i] += 1
+    if not moved:
+        return None
+    ready = [i for i in range(count) if not waiting[i]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        done = heapq.heappop(ready)
+        order.append(done)
+        for after in successors[done] or ():
+            waiting[after] -= 1
+            if not waiting[after]:
+                heapq.heappush(ready, after)
+    return order if len(order) == count else None

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from transpiler.engine import RuleError
 from transpiler.errors import TranspileError
-from transpiler.io.protos import op_def_pb2
-from transpiler.ir.attrs import AttrError, make_attr, plain
-from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor
+from transpiler.io.protos import attr_value_pb2, op_def_pb2
+from transpiler.ir.attrs import AttrError, make_attr, plain, plain_key
+from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor, young_collections_only
 from transpiler.ir.values import const_value, known_shape, producer
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.opdefs import attr_default as _default
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Rounds over a graph before we call the rule set cyclic.
 MAX_ROUNDS = 32
+#: AttrValues kept for reuse (a few per rule in practice); the memo starts over when full.
+MAX_ATTR_VALUES = 4096
 
 #: Producers a Const may not take a control edge from (their control output is not a live signal).
 _NO_ANCHOR_OPS = ("Switch", "RefSwitch")
@@ -84,6 +86,9 @@ class RulePass:
         self._rules_for: Dict[str, List[Rule]] = {}
         self._defs_for: Dict[str, Optional[op_def_pb2.OpDef]] = {}
         self._attr_types: Dict[Tuple[str, str], str] = {}
+        #: (attr type, plain_key of a value) -> the AttrValue it makes: a rule emits the same few attrs on
+        #: every node it fires on.
+        self._attr_values: Dict[tuple, attr_value_pb2.AttrValue] = {}
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -127,8 +132,9 @@ class RulePass:
 
     # ---- driving ----------------------------------------------------------
     def __call__(self, ir: GraphDefIR, opset: Optional[Opset] = None) -> None:
-        for function, graph in ir.graphs():
-            self._fixpoint(graph, function)
+        with young_collections_only():  # a big graph's objects are not walked again and again
+            for function, graph in ir.graphs():
+                self._fixpoint(graph, function)
 
     def _fixpoint(self, graph: Graph, function: Optional[str]) -> None:
         """Rounds in node order, as if each visited every node; a round visits only the nodes near a
@@ -282,7 +288,7 @@ class RulePass:
         else:  # the last node takes the name; an op without outputs (a resource update) hands over control only
             has_outputs = opdefs.output_ports(self.source_def(node.op), node.attrs, graph.in_function)
             outputs = [node.name] if has_outputs else []
-        built = [(s, {k: make_attr(self._attr_type(s.op, k), v) for k, v in s.attrs.items()}) for s in specs]
+        built = [(s, {k: self._attr(s.op, k, v) for k, v in s.attrs.items()}) for s in specs]
         self._replace(graph, node, built, outputs)
         self.emitted.update(((function, s.name), rule.id) for s in specs)
         return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
@@ -354,6 +360,22 @@ class RulePass:
         if op not in self._defs_for:
             self._defs_for[op] = self.opset.op(op) or self.source_def(op)
         return self._defs_for[op]
+
+    def _attr(self, op: str, attr: str, value) -> attr_value_pb2.AttrValue:
+        """make_attr(self._attr_type(op, attr), value), a fresh copy of the one made for an equal value."""
+        attr_type = self._attr_type(op, attr)
+        try:
+            key = (attr_type, plain_key(value))
+        except TypeError:  # not plain data: made as it is
+            return make_attr(attr_type, value)
+        made = self._attr_values.get(key)
+        if made is None:
+            if len(self._attr_values) >= MAX_ATTR_VALUES:
+                self._attr_values.clear()
+            made = self._attr_values[key] = make_attr(attr_type, value)
+        copy = attr_value_pb2.AttrValue()
+        copy.CopyFrom(made)
+        return copy
 
     def _attr_type(self, op: str, attr: str) -> str:
         """`_attr_type` of `_def_for(op)`, kept once found (a missing attr raises each time it is asked)."""

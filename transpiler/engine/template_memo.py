@@ -26,6 +26,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jinja2 import meta, nodes
 
+from transpiler.ir.attrs import plain_key as _frozen
+
 #: Context entries a memoized template may read; their values (plain data) key the memo.
 _DATA = frozenset({"op", "attrs", "dtypes", "shapes", "device", "target"})
 #: Context helpers whose answers depend only on the target release (keyed by it).
@@ -70,20 +72,6 @@ def _reads(source: str, env) -> Optional[frozenset]:
     if any(n.name in _NAMES and id(n) not in written for n in tree.find_all(nodes.Name)):
         return None
     return frozenset(used)
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable stand-in for plain data, equal only for values that render alike (types and -0.0 kept)."""
-    kind = type(value)
-    if kind is float:
-        return "float", repr(value)
-    if kind in (str, int, bool) or value is None:
-        return kind.__name__, value
-    if kind in (list, tuple):
-        return kind.__name__, tuple(_frozen(v) for v in value)
-    if kind is dict:
-        return "dict", tuple((_frozen(k), _frozen(v)) for k, v in value.items())
-    raise TypeError("not plain data")
 
 
 def _key(source: str, used: frozenset, context: Dict[str, Any], names: List[str]) -> Optional[tuple]:

@@ -92,9 +92,12 @@ def render_text(source: str, context: Dict[str, Any]) -> str:
 
 def render(source: str, context: Dict[str, Any]) -> Any:
     """Render a template and parse the result as YAML."""
-    text = render_text(source, context)
-    names = _node_names(context)
-    if names and len(text) <= MAX_CACHED_TEXT and not _UNCACHED.search(text):
+    return _parsed(render_text(source, context), _node_names(context))
+
+
+def _parsed(text: str, names: List[str]) -> Any:
+    """The YAML of a rendered `text` whose context had the node names `names`."""
+    if _cacheable(text, names):
         found = _load_abstracted(text, names)
         if found is not _MISS:
             return found
@@ -142,17 +145,32 @@ def _placeholder(index: int, name: str) -> str:
     return _OPEN + chr(_FIRST + index) + _PAD * (len(name) - 2)
 
 
-def _load_abstracted(text: str, names: List[str]) -> Any:
-    """The YAML of `text` from the parse of its shape (names as placeholders), or _MISS."""
+def _cacheable(text: str, names: List[str]) -> bool:
+    """Whether `text` may be read from the parse of its shape (see above)."""
+    return bool(names) and len(text) <= MAX_CACHED_TEXT and not _UNCACHED.search(text)
+
+
+def _abstracted(text: str, names: List[str]) -> str:
+    """`text` with the names replaced by their placeholders."""
     shape = text
     for index, name in sorted(enumerate(names), key=lambda item: -len(item[1])):  # longest first
         shape = shape.replace(name, _placeholder(index, name))
+    return shape
+
+
+def _fill_list(names: List[str]) -> List[tuple]:
+    return [(_placeholder(index, name), name) for index, name in enumerate(names)]
+
+
+def _load_abstracted(text: str, names: List[str]) -> Any:
+    """The YAML of `text` from the parse of its shape (names as placeholders), or _MISS."""
+    shape = _abstracted(text, names)
     try:
         parsed = _load_shape(shape)
     except yaml.YAMLError:
         return _MISS  # parsed again as it is, for the error message
     try:
-        return _filled(parsed, [(_placeholder(index, name), name) for index, name in enumerate(names)])
+        return _filled(parsed, _fill_list(names))
     except _NotAString:
         return _MISS
 
@@ -190,10 +208,42 @@ def _filled(value: Any, fill: List[tuple]) -> Any:
 
 
 def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
-    items = render(source, context)
+    """The node list a template renders; the specs' attr values may be shared between calls (read-only)."""
+    text = render_text(source, context)
+    names = _node_names(context)
+    if _cacheable(text, names):
+        shapes = _spec_shapes(_abstracted(text, names))
+        if shapes is not None:
+            fill = _fill_list(names)
+            try:
+                return [_filled_spec(spec, fill) for spec in shapes]
+            except _NotAString:
+                pass  # read as it is below
+    items = _parsed(text, names)
     if not isinstance(items, list) or not items:
         raise TemplateError("template must render a non-empty list of nodes")
     return [_node_spec(item) for item in items]
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_shapes(shape: str) -> Optional[tuple]:
+    """The NodeSpecs of a rendered shape (placeholders in their strings), or None when it is no valid node
+    list: parsed and checked once per shape, since filling names into strings changes no type (and any
+    failure is left to the text itself, for the error message its names give)."""
+    try:
+        items = _load_shape(shape)
+        if not isinstance(items, list) or not items:
+            return None
+        return tuple(_node_spec(item) for item in items)
+    except (yaml.YAMLError, TemplateError):
+        return None
+
+
+def _filled_spec(spec: NodeSpec, fill: List[tuple]) -> NodeSpec:
+    """A NodeSpec of a shape with the names back in; what `_node_spec` of the filled-in parse gives."""
+    return NodeSpec(_filled(spec.name, fill), _filled(spec.op, fill), _filled(spec.inputs, fill),
+                    _filled(spec.attrs, fill), _filled(spec.control_inputs, fill),
+                    _filled(spec.device, fill) if spec.device is not None else None)
 
 
 def render_strings(items: List[str], context: Dict[str, Any]) -> List[str]:

@@ -87,6 +87,21 @@ def _half_bits(value: float, name: str) -> int:
     return int(np.array(value, np.float32).view(np.uint32)) >> 16
 
 
+def plain_key(value: Any) -> Any:
+    """A hashable stand-in for plain data (what YAML and `plain` give), equal only for values that make the
+    same attr and render alike (types and -0.0 kept); TypeError for anything else."""
+    kind = type(value)
+    if kind is float:
+        return "float", repr(value)
+    if kind in (str, int, bool) or value is None:
+        return kind.__name__, value
+    if kind in (list, tuple):
+        return kind.__name__, tuple(plain_key(v) for v in value)
+    if kind is dict:
+        return "dict", tuple((plain_key(k), plain_key(v)) for k, v in value.items())
+    raise TypeError("not plain data")
+
+
 def make_attr(attr_type: str, value: Any) -> attr_value_pb2.AttrValue:
     """A plain value -> AttrValue of the OpDef type `attr_type` (e.g. `type`, `list(int)`)."""
     if isinstance(value, attr_value_pb2.AttrValue):

@@ -15,7 +15,9 @@ live in ``ret`` / ``control_ret``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import networkx as nx
@@ -24,6 +26,26 @@ from google.protobuf import unknown_fields
 from transpiler.errors import TranspileError
 from transpiler.io.protos import function_pb2, graph_pb2, node_def_pb2
 from transpiler.ir.attrs import types_attr
+
+#: gc's threshold2 that no count of collections reaches: no full collection.
+_NO_FULL_COLLECTION = 1 << 30
+
+
+@contextlib.contextmanager
+def young_collections_only() -> Iterator[None]:
+    """Python's cyclic collector without full collections, while a graph is built or rewritten in bulk.
+
+    The IR makes no reference cycles, yet each full collection walks every object of it (millions in a
+    big graph: a fifth of the time of lifting it or of the rules pass). Young collections go on, so a
+    cycle made meanwhile (by a template's rendering, an exception) is still collected. Nests.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_COLLECTION)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
 
 #: Function-body outputs are named ``node:out_arg:index``; graph outputs ``node:index``.
 Port = Union[int, str, None]
@@ -71,16 +93,26 @@ def _tensor_name(node: str, port: Port) -> str:
     return "%s:%s" % (node, port)
 
 
-@dataclasses.dataclass(eq=False)
 class Node:
-    """A NodeDef without its inputs (those are edges of the graph)."""
+    """A NodeDef without its inputs (those are edges of the graph). Compared by identity.
 
-    name: str
-    op: str
-    attrs: Dict[str, object] = dataclasses.field(default_factory=dict)
-    device: str = ""
-    #: NodeDef fields the IR does not interpret (experimental_debug_info, ...), kept verbatim.
-    extra: Optional[node_def_pb2.NodeDef] = None
+    A class with __slots__ rather than a dataclass (whose slots need Python 3.10): a graph holds one per
+    node, and a __dict__ each is a tenth of a big graph's memory."""
+
+    __slots__ = ("name", "op", "attrs", "device", "extra")
+
+    def __init__(self, name: str, op: str, attrs: Optional[Dict[str, object]] = None, device: str = "",
+                 extra: Optional[node_def_pb2.NodeDef] = None) -> None:
+        self.name = name
+        self.op = op
+        self.attrs: Dict[str, object] = {} if attrs is None else attrs
+        self.device = device
+        #: NodeDef fields the IR does not interpret (experimental_debug_info, ...), kept verbatim.
+        self.extra = extra
+
+    def __repr__(self) -> str:
+        return "Node(name=%r, op=%r, attrs=%r, device=%r, extra=%r)" % (self.name, self.op, self.attrs, self.device,
+                                                                       self.extra)
 
     @property
     def is_arg(self) -> bool:
@@ -232,10 +264,7 @@ class Graph:
             keyed = succ[u].get(v)
             if keyed is None:
                 keyed = succ[u][v] = pred[v][u] = {}
-            if key in keyed:
-                keyed[key].update(data)
-            else:
-                keyed[key] = data
+            keyed[key] = data  # networkx would update the old dict: the same keys, so the same content
         _clear_cache(self.nx)
 
     def _remove_edge(self, u: str, v: str, key: tuple) -> None:
@@ -269,19 +298,15 @@ class Graph:
             succ[name], pred[name], nodes[name] = {}, {}, {}
         into = pred[name]
         edges = [(t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function) for t in inputs]
-        keyed_edges = [(u, ("data", i), {"kind": "data", "src_port": port, "dst_index": i})
-                       for i, (u, port) in enumerate(edges)]
-        keyed_edges += [(u, ("control", u), {"kind": "control", "order": i}) for i, u in enumerate(control_inputs)]
+        keyed_edges = [(u, _data_key(i), _data_edge(port, i)) for i, (u, port) in enumerate(edges)]
+        keyed_edges += [(u, ("control", u), _control_edge(i)) for i, u in enumerate(control_inputs)]
         for u, key, data in keyed_edges:
             if u not in succ:
                 succ[u], pred[u], nodes[u] = {}, {}, {}
             keyed = into.get(u)
             if keyed is None:
                 keyed = succ[u][name] = into[u] = {}
-            if key in keyed:
-                keyed[key].update(data)
-            else:
-                keyed[key] = data
+            keyed[key] = data  # as in _add_edges
         _clear_cache(self.nx)
 
     def add_control_input(self, name: str, src: str) -> None:
@@ -500,6 +525,11 @@ class GraphDefIR(Graph):
 
     @classmethod
     def lift(cls, graph_def: graph_pb2.GraphDef) -> "GraphDefIR":
+        with young_collections_only():
+            return cls._lift(graph_def)
+
+    @classmethod
+    def _lift(cls, graph_def: graph_pb2.GraphDef) -> "GraphDefIR":
         header = graph_pb2.GraphDef()
         header.CopyFrom(graph_def)
         header.ClearField("node")
@@ -513,14 +543,54 @@ class GraphDefIR(Graph):
     def lower(self) -> graph_pb2.GraphDef:
         graph_def = graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
-        self._lower_nodes(graph_def.node)
-        if self.functions:
-            graph_def.library.function.extend(f.lower() for f in self.functions.values())
+        with young_collections_only():
+            self._lower_nodes(graph_def.node)
+            if self.functions:
+                graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def
 
 
 #: networkx 3 caches some views per graph and drops them on every change (nx._clear_cache); older ones do not.
 _clear_cache = getattr(nx, "_clear_cache", lambda graph: None)
+
+
+#: Edge data dicts and keys, shared by every edge that has the same ones (most edges of a graph have one of a
+#: few): a dict per edge was a tenth of a big graph's memory. So no edge's data is ever changed in place:
+#: an edit puts another dict in its place. Kept up to _MAX_SHARED of each (a node of huge fan-in makes its own).
+_DATA_EDGES: Dict[Tuple[Port, int], dict] = {}
+_CONTROL_EDGES: Dict[int, dict] = {}
+_DATA_KEYS: Dict[int, tuple] = {}
+_MAX_SHARED = 1 << 16
+
+
+def _data_edge(port: Port, index: int) -> dict:
+    """The data of a data edge from output `port` into input `index` (shared: never change it)."""
+    data = _DATA_EDGES.get((port, index))
+    if data is None:
+        data = {"kind": "data", "src_port": port, "dst_index": index}
+        if len(_DATA_EDGES) < _MAX_SHARED:
+            _DATA_EDGES[(port, index)] = data
+    return data
+
+
+def _control_edge(order: int) -> dict:
+    """The data of the control edge at position `order` among a node's control inputs (shared)."""
+    data = _CONTROL_EDGES.get(order)
+    if data is None:
+        data = {"kind": "control", "order": order}
+        if len(_CONTROL_EDGES) < _MAX_SHARED:
+            _CONTROL_EDGES[order] = data
+    return data
+
+
+def _data_key(index: int) -> tuple:
+    """The key of the data edge into input `index` (shared)."""
+    key = _DATA_KEYS.get(index)
+    if key is None:
+        key = ("data", index)
+        if len(_DATA_KEYS) < _MAX_SHARED:
+            _DATA_KEYS[index] = key
+    return key
 
 
 def _first(item: tuple):
