@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
+
+from transpiler.io.user_cache import user_cache_dir, write_quietly
 
 #: The modules and data whose code decides what a rule file parses to (a change invalidates the cache).
 _PARSER_FILES = ("engine/rule_files.py", "engine/safe_yaml.py", "engine/templates.py", "engine/sandbox.py",
@@ -35,9 +35,7 @@ _memory: Dict[str, list] = {}
 
 def cache_dir() -> Path:
     """Where parsed rule files are kept: $TF_TRANSPILE_CACHE/rules, else ~/.cache/tf-transpile/rules."""
-    base = os.environ.get("TF_TRANSPILE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tf-transpile")
-    return Path(base) / "rules"
+    return user_cache_dir() / "rules"
 
 
 _code_hash: Optional[str] = None
@@ -99,19 +97,8 @@ def _read(key: str, allowed: type) -> Optional[list]:
 
 
 def _write(key: str, rules: list) -> None:
-    """Store `rules` atomically (a concurrent reader sees the whole file or none); failures are ignored."""
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".%s.tmp-" % key[:16], dir=str(folder))
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(rules, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, folder / (key + ".pickle"))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError:
-        pass
+    """Store `rules` atomically; failures are ignored (io/user_cache.py)."""
+    write_quietly(cache_dir() / (key + ".pickle"), pickle.dumps(rules, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def cached_rules(paths: List[Path], limit: int, parse: Callable[[Path], list], rule_class: type) -> List[list]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import functools
 import gzip
-import json
 from importlib import resources
 from typing import Dict, Iterable, List, Optional
 
 from transpiler.errors import TranspileError
 from transpiler.io.protos import json_format, op_def_pb2
+from transpiler.knowledge import lazy_data
 
 DATA_FILE = "opsets.json"
 
@@ -29,9 +29,9 @@ def _load_data() -> dict:
     data_dir = resources.files("transpiler") / "data"
     plain, packed = data_dir / DATA_FILE, data_dir / (DATA_FILE + ".gz")
     if plain.is_file():
-        return json.loads(plain.read_text())
+        return lazy_data.load(plain.read_bytes())
     if packed.is_file():
-        return json.loads(gzip.decompress(packed.read_bytes()))
+        return lazy_data.load(gzip.decompress(packed.read_bytes()))
     raise TranspileError("opset data missing: run tools/build_opsets.py (package data %s)" % DATA_FILE)
 
 
