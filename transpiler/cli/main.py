@@ -321,8 +321,8 @@ COMMANDS = {"check": _cmd_check, "explain": _cmd_explain, "releases": _cmd_relea
 def _run(argv: List[str]) -> int:
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
+    args = _convert_parser().parse_args(argv)  # --help and usage errors end here, before the pipeline's imports
     from transpiler.pipeline.convert import convert  # here: the commands import what they need themselves
-    args = _convert_parser().parse_args(argv)
     report = convert(args.input, args.output, convert_options(args))
     how = "" if args.verify else " (checked against its op registry; --verify runs it there)"
     wrote = "wrote %s for TF %s%s" % (args.output, report.target, how)
