@@ -126,6 +126,51 @@ def test_bounded_loader_refuses_quickly(text, line, problem):
     assert safe_yaml.describe(err.value, text) == (line, problem)
 
 
+
+@pytest.mark.parametrize("text,line,problem", [
+    (BOMB + "top: *l8\n", 5, "more than 100000 nodes with aliases expanded"),
+    ("[" * 50000 + "]" * 50000, 1, "nested deeper than 64 levels"),
+    ("[" * 65 + "]" * 65, 1, "nested deeper than 64 levels"),
+    ("".join("  " * i + "-\n" for i in range(70)), 65, "nested deeper than 64 levels"),  # no bracket at all
+    ("a: &a [1, *a]\n", 1, "an alias refers to its own anchor (a recursive structure)"),
+    ("a: \x01\n", 1, "special characters are not allowed"),
+    ("a: [1\n", 2, "expected ',' or ']', but got '<stream end>'"),
+], ids=["alias-bomb", "deep-brackets", "brackets-65", "deep-blocks", "recursive-alias", "control-character",
+        "unclosed"])
+def test_the_c_loader_path_refuses_what_the_bounded_loader_refuses(text, line, problem):
+    """load_fast gives libyaml only what it can compose safely; the rest, and any error, is the bounded
+    loader's, with the same line and words (libyaml crashes the process on deep enough nesting)."""
+    with pytest.raises(yaml.YAMLError) as err:
+        safe_yaml.load_fast(text)
+    assert safe_yaml.describe(err.value, text) == (line, problem)
+
+
+def test_the_c_loader_path_reads_every_rule_file_as_the_bounded_loader_does():
+    """The same values for real YAML: every built-in rule file (documents of all styles, quoting, dates)
+    and a rendered node list, each as a whole and cut into its top-level entries."""
+    from transpiler.engine.rule_files import builtin_rule_files
+
+    assert safe_yaml.CBoundedLoader is not None, "PyYAML without libyaml: load_fast never takes the C path"
+    texts = [path.read_text() for path in builtin_rule_files()]
+    texts += ['- {name: a/b, op: Const, attrs: {dtype: {type: DT_FLOAT}, value: {tensor: [1.5, -2, .inf]}}}\n'
+              '- {name: "c:0", op: Neg, inputs: ["a/b:1", x], device: "", when: 2020-01-01, n: ~, y: yes}\n']
+    checked = 0
+    for text in texts:
+        for part in [text] + ["rules:\n  - " + p for p in text.split("\n  - ")[1:]]:
+            if len(part) <= safe_yaml.MAX_FAST_TEXT and not safe_yaml._NOT_FAST.search(part):
+                assert yaml.load(part, Loader=safe_yaml.CBoundedLoader) == safe_yaml.load(part)
+                checked += 1
+            assert outcome(safe_yaml.load_fast, part) == outcome(safe_yaml.load, part)
+    assert checked > 50
+
+
+def outcome(load, text):
+    """What `load(text)` gives: its value, or where and why it refused."""
+    try:
+        return load(text)
+    except yaml.YAMLError as exc:
+        return safe_yaml.describe(exc, text)
+
 # ---- loading rule files --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,text,fragment", BAD_FILES, ids=[case[0] for case in BAD_FILES])

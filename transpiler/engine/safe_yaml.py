@@ -10,6 +10,7 @@ Timestamps stay strings, so the data is what JSON could hold (plus binary).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Tuple
 
 import yaml
@@ -67,6 +68,59 @@ BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.con
 def load(text: str, loader: type = BoundedLoader) -> Any:
     """The one YAML document in `text`; raises yaml.YAMLError (LimitError over the bounds)."""
     return yaml.load(text, Loader=loader)
+
+
+#: libyaml's loader with BoundedLoader's constructors (None without libyaml): what load_fast parses with.
+CBoundedLoader = None
+if getattr(yaml, "CSafeLoader", None) is not None:
+    class CBoundedLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        """CSafeLoader with dates kept as strings (as BoundedLoader): composes in C, without the bounds."""
+
+    CBoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+#: The longest text load_fast gives to libyaml: one node takes at least two characters, so no text this long
+#: without aliases has MAX_NODES nodes, and its block nesting stays a few hundred levels deep.
+MAX_FAST_TEXT = 128 * 1024
+#: What sends a text to the pure-Python loader: aliases and anchors (whose expansion it counts), tags.
+_NOT_FAST = re.compile(r"[&*!]")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def load_fast(text: str) -> Any:
+    """`load(text)`, parsed in C (libyaml, 20-50x faster) where that is safe: the same value, or the same
+    error, which the pure-Python loader raises with its marks.
+
+    libyaml's composer has no depth limit and recurses in C (a hundred thousand nested brackets crash the
+    process), so it only sees text under MAX_FAST_TEXT, without aliases or tags, whose brackets (counted
+    even inside strings: an over-estimate) nest at most MAX_DEPTH deep; its result must also be at most
+    MAX_DEPTH deep. Anything else, and any error, goes to `load`.
+    """
+    if (CBoundedLoader is None or len(text) > MAX_FAST_TEXT or _NOT_FAST.search(text)
+            or _bracket_depth(text) > MAX_DEPTH):
+        return load(text)
+    try:
+        value = yaml.load(text, Loader=CBoundedLoader)
+    except yaml.YAMLError:
+        return load(text)
+    return value if _depth(value) <= MAX_DEPTH else load(text)
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    for bracket in _NOT_BRACKET.sub("", text):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _depth(value: Any) -> int:
+    """The nesting of `value` as BoundedLoader counts it: a scalar is 1, a collection one more than its
+    deepest key or item."""
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((max(_depth(k), _depth(v)) for k, v in value.items()), default=0)
+    return 1
 
 
 def describe(exc: yaml.YAMLError, text: str) -> Tuple[int, str]:

@@ -102,7 +102,7 @@ def _parsed(text: str, names: List[str]) -> Any:
         if found is not _MISS:
             return found
     try:
-        return safe_yaml.load(text)
+        return safe_yaml.load_fast(text)
     except yaml.YAMLError as exc:
         line, problem = safe_yaml.describe(exc, text)
         raise TemplateError("template rendered invalid YAML (line %d): %s" % (line, problem)) from None
@@ -177,7 +177,7 @@ def _load_abstracted(text: str, names: List[str]) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _load_shape(shape: str) -> Any:
-    return safe_yaml.load(shape)
+    return safe_yaml.load_fast(shape)
 
 
 class _NotAString(Exception):
