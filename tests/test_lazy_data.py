@@ -57,3 +57,12 @@ def test_an_unwritable_cache_still_reads_the_data(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("TF_TRANSPILE_CACHE", str(blocker))
     assert plain(lazy_data.load(RAW)) == json.loads(RAW)
+
+
+def test_a_new_data_file_replaces_the_index_of_the_old_one(cache):
+    lazy_data.load(RAW)
+    (old,) = cache.glob("*.pickle")
+    newer = RAW.replace(b'"format": 3', b'"format": 4')
+    assert lazy_data.load(newer)["format"] == 4
+    (index,) = cache.glob("*.pickle")
+    assert index != old

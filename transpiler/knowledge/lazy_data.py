@@ -64,6 +64,7 @@ def load(raw: bytes) -> Dict[str, Any]:
     index = _read(path)
     if index is None:
         index = _index(json.loads(raw))
+        _forget_others(path)
         write_quietly(path, pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL))
     return {name: LazySection(value) if name in LAZY_SECTIONS and isinstance(value, dict) else value
             for name, value in index.items()}
@@ -74,6 +75,17 @@ def _index(data: Dict[str, Any]) -> Dict[str, Any]:
     return {name: ({k: json.dumps(v, separators=(",", ":")) for k, v in value.items()}
                    if name in LAZY_SECTIONS and isinstance(value, dict) else value)
             for name, value in data.items()}
+
+
+def _forget_others(path: Path) -> None:
+    """Remove the indexes of other data files (an older release of the package): 3 MB each, never read again
+    by this one. Another installed version may still want its own, so each keeps rewriting it when asked."""
+    for old in path.parent.glob("*.pickle"):
+        if old != path and len(old.stem) == 64:
+            try:
+                old.unlink()
+            except OSError:
+                pass
 
 
 class _BuiltinsOnly(pickle.Unpickler):
