@@ -27,7 +27,7 @@ def test_wheel_contains_rules_and_opset_data(tmp_path):
     assert any(line.startswith("Requires-Dist: tensorflow-cpu") and 'extra == "tensorflow"' in line
                for line in metadata.splitlines())
     entry = [n for n in names if n.endswith("entry_points.txt")]
-    assert entry and "tf-transpile = transpiler.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+    assert entry and "tf-transpile = transpiler.cli:run" in zipfile.ZipFile(wheel).read(entry[0]).decode()
 
 
 def test_an_installed_package_finds_its_rules(tmp_path):

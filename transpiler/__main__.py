@@ -1,3 +1,3 @@
-from transpiler.cli.main import main
-import sys
-sys.exit(main())
+from transpiler.cli.main import run
+
+run()

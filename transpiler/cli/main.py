@@ -393,6 +393,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         gc.set_threshold(*thresholds)
 
 
+def run() -> None:
+    """The process's entry point (the console script, `python -m transpiler`): main(), then exit.
+
+    Before exiting, every object left is moved out of the collector's reach (gc.freeze): the interpreter
+    collects again at exit, over everything the modules still hold (the release data, the rules, the
+    last graphs), which cost 0.1-0.3 s of CPU for garbage there is none of. Objects are still freed."""
+    status = main()
+    gc.freeze()
+    sys.exit(status)
+
+
 def _main(argv: Optional[List[str]]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     level, argv = output.split_global_flags(sys.argv[1:] if argv is None else argv)
@@ -418,4 +429,4 @@ def _main(argv: Optional[List[str]]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
