@@ -347,3 +347,49 @@ def test_recursive_model_on_the_cli_is_one_line(cli, tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == ["tf-transpile: error: recursive functions cannot be inlined: f -> g -> f"]
     assert not (tmp_path / "out.pbtxt").exists()
+
+
+# ---------------------------------------------------------------------------
+# a callee's body is read once per pass (inliner.Bodies), and again once it changes
+
+
+def _twice_called():
+    """x -> y1 = g(x), y2 = g(y1), where g(a) = f(a) through a call op, f as in hand_built."""
+    gd = hand_built()
+    gd.library.function.add().CopyFrom(_calling("g", "f", "StatefulPartitionedCall"))
+    for name, source in (("y1", "x"), ("y2", "y1")):
+        gd.node.add().CopyFrom(_node(name, "StatefulPartitionedCall", [source], f=("func", "g"),
+                                     Tin=("list(type)", ["DT_FLOAT"]), Tout=("list(type)", ["DT_FLOAT"])))
+    return gd
+
+
+def test_a_function_called_twice_is_inlined_whole_at_both_calls():
+    ir = lift(_twice_called())
+    InlineCalls(force=True).run(ir, context_for(OPSET_18))
+    for call in ("y1", "y2"):
+        assert ir[call + "/call/mul"].op == "Mul" and ir[call + "/call/c"].op == "Const"
+    assert ir.inputs("y1/call/mul")[0] == Tensor("x", 0)
+    assert ir.inputs("y2/call/mul")[0] == Tensor("y1/call/gpu", 0), "the second copy reads its own call's input"
+    with tf.Graph().as_default() as g:
+        tf.graph_util.import_graph_def(ir.lower(), name="")
+        with tf.compat.v1.Session(graph=g) as sess:
+            assert sess.run("y2:0", {"x:0": 1.5}) == 6.0
+
+
+def test_a_cached_body_is_read_again_after_it_changes():
+    from transpiler.passes.inliner import Bodies
+
+    ir = lift(_twice_called())
+    bodies = Bodies()
+    g = ir.functions["g"]
+    first, _ = bodies.read(ir, g, 1)
+    assert [n.op for n in first.nodes] == ["StatefulPartitionedCall"]
+    assert bodies.read(ir, g, 1)[0] is first, "unchanged: not read again"
+    inline_call(ir, g, "call", bodies)   # f into g: g's body changes
+    bodies.forget("g")
+    again, _ = bodies.read(ir, g, 1)
+    assert "Mul" in [n.op for n in again.nodes]
+    from transpiler.passes.inliner import InliningError
+
+    with pytest.raises(InliningError, match="2 inputs for 1 arguments"):
+        bodies.read(ir, g, 2)

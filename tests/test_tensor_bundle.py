@@ -265,6 +265,28 @@ def test_corrupt_index_is_a_one_line_error(checkpoints, tmp_path, edit, message)
     assert isinstance(err.value, TranspileError) and not (tmp_path / "out.index").exists()
 
 
+@pytest.mark.parametrize("where", [0, 1, -1], ids=["first chunk", "second chunk", "last byte"])
+def test_a_flipped_byte_anywhere_in_a_big_tensor_fails_its_checksum(checkpoints, tmp_path, where):
+    """check_bundle reads a tensor in chunks (tb._CHUNK): a damaged byte in any of them is found."""
+    import shutil
+
+    src = checkpoints["object"]
+    _, entries = tb.read_index(tb.index_filename(src))
+    (key,) = [k for k in entries if k.startswith("model/big/")]
+    entry = tb.parse_entry(entries[key])
+    assert entry.size > 3 * tb._CHUNK, "the tensor spans several chunks"
+    bad = tmp_path / "ckpt"
+    for path in checkpoint_files(src):
+        shutil.copyfile(path, tmp_path / path.name.replace(src.name, "ckpt"))
+    tb.check_bundle(bad)   # the copy as it is passes
+    (shard,) = tmp_path.glob("ckpt.data-*")
+    data = bytearray(shard.read_bytes())
+    data[entry.offset + (entry.size - 1 if where == -1 else where * tb._CHUNK + 5)] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with pytest.raises(tb.CorruptCheckpoint, match="tensor %r fails its checksum" % key):
+        tb.check_bundle(bad)
+
+
 def test_rename_never_imports_tensorflow(checkpoints, tmp_path):
     code = """
 import json, sys

@@ -139,3 +139,22 @@ def test_link_copies_where_the_file_system_refuses_links(tmp_path, corpus_case, 
     rename_bundle(prefix, tmp_path / "renamed", {k: k + "_x" for k in entries}, link=True)
     for shard in _data_shards(prefix):
         assert digest(tmp_path / shard.name.replace("variables", "renamed", 1)) == digest(shard)
+
+
+def test_saved_model_keeps_exactly_the_models_meta_graphs(tmp_path, corpus_case):
+    """A SavedModel read whole is written from its own proto; one whose meta graphs were cut to fewer
+    (--tags) or replaced is written with exactly the model's meta graphs, never the input's others."""
+    src = corpus_case("tensorflow__sm_half_plus_two_v2_2018")
+    opset = catalog().opset("1.12")
+    whole = read_model(src)
+    write_model(whole, tmp_path / "whole", opset)
+    written = saved_model_pb2.SavedModel.FromString((tmp_path / "whole" / "saved_model.pb").read_bytes())
+    assert written == whole.saved_model
+    cut = read_model(src)
+    extra = cut.saved_model.meta_graphs.add()
+    extra.CopyFrom(cut.meta_graphs[0])
+    extra.meta_info_def.tags[:] = ["not-kept"]
+    write_model(cut, tmp_path / "cut", opset)   # cut.meta_graphs is still the one graph read
+    written = saved_model_pb2.SavedModel.FromString((tmp_path / "cut" / "saved_model.pb").read_bytes())
+    assert [list(mg.meta_info_def.tags) for mg in written.meta_graphs] == [list(cut.meta_graphs[0].meta_info_def.tags)]
+    assert written.saved_model_schema_version == cut.saved_model.saved_model_schema_version

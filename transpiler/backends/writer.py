@@ -263,15 +263,7 @@ def drop_text_debug_info(mg: meta_graph_pb2.MetaGraphDef, opset: Opset) -> None:
 
 def _write_saved_model(model: Model, tmp: Path, text: bool, checkpoint: Callable[[Path], None]) -> None:
     tmp.mkdir()
-    sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
-    if model.saved_model is not None:
-        sm.CopyFrom(model.saved_model)
-        del sm.meta_graphs[:]
-    for mg in model.meta_graphs:
-        added = sm.meta_graphs.add()
-        added.CopyFrom(mg)
-        if model.kind is not Kind.SAVED_MODEL and not added.meta_info_def.tags:
-            added.meta_info_def.tags.append(SERVE)  # what tf.saved_model loaders ask for by default
+    sm = _saved_model_proto(model)
     (tmp / SAVED_MODEL_FILES[text]).write_bytes(_serialize(sm, text))
     if model.kind is Kind.SAVED_MODEL:
         for name in SAVED_MODEL_DIRS:
@@ -282,6 +274,27 @@ def _write_saved_model(model: Model, tmp: Path, text: bool, checkpoint: Callable
     (tmp / "variables").mkdir()
     if model.checkpoint is not None:
         checkpoint(tmp / "variables" / "variables")
+
+
+def _saved_model_proto(model: Model) -> saved_model_pb2.SavedModel:
+    """The SavedModel to write: the input's own proto when its meta graphs are the model's (a SavedModel read
+    whole: they were rewritten in place), else a new one holding the model's meta graphs.
+
+    Copying the input's proto and then its meta graphs again copied every graph twice (ResNet50: 24 ms)."""
+    source = model.saved_model
+    if source is not None and len(source.meta_graphs) == len(model.meta_graphs) and all(
+            a is b for a, b in zip(source.meta_graphs, model.meta_graphs)):
+        return source
+    sm = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    if source is not None:
+        sm.CopyFrom(source)
+        del sm.meta_graphs[:]
+    for mg in model.meta_graphs:
+        added = sm.meta_graphs.add()
+        added.CopyFrom(mg)
+        if model.kind is not Kind.SAVED_MODEL and not added.meta_info_def.tags:
+            added.meta_info_def.tags.append(SERVE)  # what tf.saved_model loaders ask for by default
+    return sm
 
 
 def _write_graph_def(model: Model, tmp: Path, text: bool) -> None:

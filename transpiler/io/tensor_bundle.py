@@ -408,7 +408,11 @@ def encode_tensor(value) -> Tuple[object, bytes]:
 #: dtypes whose bytes in a shard are exactly the ones the entry's crc32c covers (strings and variants
 #: are written with length prefixes and checksums of their own; resources are not stored).
 _CHECKSUMMED_DTYPES = {1, 2, 3, 4, 5, 6, 9, 10, 14, 17, 18, 19, 22, 23}   # DT_FLOAT ... DT_UINT64, no 7/20/21
-_CHUNK = 1 << 20
+#: Bytes read per step of a tensor's checksum. Below glibc malloc's mmap threshold (128 KiB until a larger
+#: block is freed; a freed block lifts it only to its own size, so equal blocks stay above it): each chunk's
+#: bytes then reuse the heap's memory. At 1 MiB each read was a fresh mmap, faulted in page by page: BERT's
+#: 868 MB shard took 0.5 s CPU to check (70 000 page faults, 0.37 s of it system time), at 64 KiB 0.27 s.
+_CHUNK = 64 << 10
 
 
 class CorruptCheckpoint(TranspileError):

@@ -18,7 +18,7 @@ from transpiler.ir.graph import Graph, GraphDefIR
 from transpiler.knowledge.releases import Opset
 from transpiler.passes.base import Context, Pass, PassLog
 from transpiler.passes.functional import CALL_OPS, lowering_required, target_rejects
-from transpiler.passes.inliner import InliningError, callee, check_no_recursion, inline_call, prune_functions
+from transpiler.passes.inliner import Bodies, InliningError, callee, check_no_recursion, inline_call, prune_functions
 
 #: A guard against call trees too big to inline (recursion is refused before: check_no_recursion).
 MAX_INLINED_CALLS = 100000
@@ -44,6 +44,8 @@ class InlineCalls(Pass):
         self.inlined: List[Tuple[Optional[str], str]] = []
         self.pruned: List[str] = []
         self.log = PassLog()
+        #: Callee bodies read once for all their calls in this pass.
+        self.bodies = Bodies()
 
     def needed(self, ir: GraphDefIR, opset: Opset) -> bool:
         """Forced; or a call op the target lacks or knows without an attr set here (config_proto before
@@ -66,6 +68,7 @@ class InlineCalls(Pass):
         for name in sorted(ir.functions):
             self.inline_graph(ir, ir.functions[name], name)
         self.pruned += prune_functions(ir, keep)
+        self.bodies = Bodies()  # the bodies read would stay alive with the pass (10 MiB of BERT's peak)
         return self.log
 
     def inline_graph(self, ir: GraphDefIR, graph: Graph, where: Optional[str]) -> int:
@@ -79,10 +82,11 @@ class InlineCalls(Pass):
             for name in calls:
                 op, function = graph[name].op, callee(ir, graph[name])
                 try:
-                    inline_call(ir, graph, name)
+                    inline_call(ir, graph, name, self.bodies)
                 except InliningError as exc:
                     refused[(where, name)] = str(exc)
                     continue
+                self.bodies.forget(where)  # a function inlined into is another body now
                 self.inlined.append((where, name))
                 self.log.firings.append(Firing("inline-function-call", name, op, where, "inlined " + function))
                 count += 1

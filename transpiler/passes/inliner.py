@@ -130,8 +130,9 @@ def prune_functions(ir: GraphDefIR, keep: Iterable[str] = ()) -> List[str]:
     return dropped
 
 
-def inline_call(ir: GraphDefIR, graph: Graph, name: str) -> None:
-    """Replace call node `name` in `graph` by its callee's body; the name stays as IdentityN/NoOp."""
+def inline_call(ir: GraphDefIR, graph: Graph, name: str, bodies: Optional["Bodies"] = None) -> None:
+    """Replace call node `name` in `graph` by its callee's body; the name stays as IdentityN/NoOp.
+    `bodies` (see Bodies) saves reading a callee again that an earlier call of the same pass read."""
     node = graph[name]
     fn = ir.functions[callee(ir, node)]
     inputs = graph.inputs(name)
@@ -143,7 +144,7 @@ def inline_call(ir: GraphDefIR, graph: Graph, name: str) -> None:
     hidden = graph.hide(name, "inlined_call")
     try:
         body = inline_body(ir, graph, fn, inputs, name, control_inputs=control, device=device,
-                           anchor_sources=True)
+                           anchor_sources=True, bodies=bodies)
     except InliningError:
         graph.rename(hidden, name)  # inline_body checks before it changes anything
         raise
@@ -175,14 +176,48 @@ def _read_body(fn: Function) -> _Body:
     return _Body(nodes, {n.name: fn.inputs(n.name) for n in nodes}, {n.name: fn.control_inputs(n.name) for n in nodes})
 
 
-def _check_body(ir: GraphDefIR, fn: Function, n_inputs: int, body: _Body) -> Dict[str, list]:
-    """check_inlinable of `fn`, read as `body`."""
+class Bodies:
+    """Function bodies read and checked (`_read_body`, `_check_body`) once for many calls.
+
+    A function called from several places (a Keras model's `__call__` behind each of its signatures)
+    was read and checked again for each call, a fifth of inlining it. The owner says when a body
+    changes (`forget`); a function replaced by another object of the same name is read again anyway.
+    Only successful checks are kept: a body that cannot be inlined is refused again at each call.
+    """
+
+    def __init__(self) -> None:
+        self._read: Dict[str, tuple] = {}
+
+    def read(self, ir: GraphDefIR, fn: Function, n_inputs: int) -> tuple:
+        """(body, its output ports by node) of `fn`, checked for a call with `n_inputs` inputs."""
+        found = self._read.get(fn.name)
+        if found is None or found[0] is not fn:
+            body = _read_body(fn)
+            found = self._read[fn.name] = (fn, body, _check_body(ir, fn, n_inputs, body))
+        else:
+            _check_arity(fn, n_inputs)  # the rest of the check does not depend on the call
+        return found[1], found[2]
+
+    def forget(self, name: Optional[str]) -> None:
+        """Function `name`'s body has changed (or may have): read it again when it is next inlined."""
+        self._read.pop(name, None)
+
+
+def _check_arity(fn: Function, n_inputs: int) -> None:
+    """Raise InliningError unless `fn` has a monomorphic signature taking `n_inputs` inputs."""
     args = list(fn.header.signature.input_arg)
     outs = list(fn.header.signature.output_arg)
     if any(a.number_attr or a.type_list_attr or a.type_attr for a in args + outs):
         raise InliningError("cannot inline %s: polymorphic signature" % fn.name)
     if n_inputs != len(args):
         raise InliningError("cannot inline %s: %d inputs for %d arguments" % (fn.name, n_inputs, len(args)))
+
+
+def _check_body(ir: GraphDefIR, fn: Function, n_inputs: int, body: _Body) -> Dict[str, list]:
+    """check_inlinable of `fn`, read as `body`."""
+    _check_arity(fn, n_inputs)
+    args = fn.header.signature.input_arg
+    outs = fn.header.signature.output_arg
     arg_names = {a.name for a in args}
     ports = _body_ports(ir, fn, body.nodes)
     for t in [t for n in body.nodes for t in body.data_in[n.name]] + list(fn.ret.values()):
@@ -216,17 +251,21 @@ def _body_ports(ir: GraphDefIR, fn: Function, nodes: List[Node]) -> Dict[str, li
 
 def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor], prefix: str,
                 control_inputs: Iterable[str] = (), device: str = "", anchor_sources: bool = True,
-                gate_name: str = "input_control_node") -> InlinedBody:
+                gate_name: str = "input_control_node", bodies: Optional[Bodies] = None) -> InlinedBody:
     """Copy `fn`'s body into `graph` under `prefix/`, reading `inputs` for its arguments.
 
     With control inputs, a NoOp `prefix/input_control_node` waits for them and
     every body node without a producer in the body waits for the NoOp. Without
     them, when `anchor_sources`, body nodes with no inputs at all wait for an
     Identity of the first input, so they run in the caller's frame and branch.
+    `bodies` keeps `fn`'s body as read for later calls (`graph` must not be one of its functions).
     """
     args = list(fn.header.signature.input_arg)
-    body = _read_body(fn)
-    ports_cache = _check_body(ir, fn, len(inputs), body)
+    if bodies is None:
+        body = _read_body(fn)
+        ports_cache = _check_body(ir, fn, len(inputs), body)
+    else:
+        body, ports_cache = bodies.read(ir, fn, len(inputs))
     arg_map = {a.name: t for a, t in zip(args, inputs)}
     body_nodes = body.nodes
     taken: Set[str] = set()
