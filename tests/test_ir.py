@@ -194,3 +194,41 @@ def test_rule_templates_see_no_value_for_a_huge_const():
     rules = RulePass([matching, reading], catalog().opset("1.12"))
     rules(_claiming_const([2 ** 31], float_val=[1.0]))
     assert rules.refused == {(None, "mul_no_nan"): "refused by rule 'reads-const': const is None"}
+
+
+def _chain_graph():
+    gd = graph_pb2.GraphDef()
+    text_format.Parse('node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } } }'
+                      'node { name: "y" op: "Relu" input: "x" attr { key: "T" value { type: DT_FLOAT } } }'
+                      'node { name: "z" op: "Relu" input: "y" attr { key: "T" value { type: DT_FLOAT } } }', gd)
+    return gd
+
+
+def test_the_networkx_view_shares_the_irs_dicts_both_ways():
+    """`g.nx` is a MultiDiGraph on the IR's own adjacency: networkx algorithms see the IR's edits, and an
+    edit made through networkx (prune's remove_nodes_from) is the IR's."""
+    import networkx as nx
+
+    ir = lift(_chain_graph())
+    assert nx.ancestors(ir.nx, "z") == {"x", "y"}
+    ir.add_node("w", "Relu", ["z"], {"T": ir["y"].attrs["T"]})
+    assert nx.ancestors(ir.nx, "w") == {"x", "y", "z"} and ir.nx.out_degree("z") == 1
+    ir.nx.remove_nodes_from(["w", "z"])
+    assert [n.name for n in ir.nodes] == ["x", "y"] and ir.consumers(Tensor("y", 0)) == []
+    assert "z" not in ir and not ir.has_name("z")
+    assert ir.topological_order() == ["x", "y"]
+
+
+def test_reading_lifting_and_checking_import_no_networkx():
+    """networkx (a fifth of a second to import) is imported by the passes that run its algorithms only:
+    `check` and a conversion without such a pass never pay for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from transpiler.pipeline.check import check; "
+            "import transpiler.pipeline.convert; from transpiler.ir.graph import lift; import test_ir; "
+            "ir = lift(test_ir._chain_graph()); ir.replace_uses(test_ir.Tensor('y', 0), test_ir.Tensor('x', 0)); "
+            "ir.remove_node('y'); ir.lower(); print('networkx' in sys.modules)")
+    here = str(__import__("pathlib").Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=here)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr

@@ -1,7 +1,8 @@
 """The IR: a GraphDef and its function library as networkx graphs.
 
 A ``Graph`` holds ``Node`` objects (op, attrs as ``AttrValue`` protos, device)
-on a ``networkx.MultiDiGraph``. Each data edge carries ``(src_port, dst_index)``
+on a ``networkx.MultiDiGraph`` (``g.nx``, made on the Graph's own adjacency
+dicts when a networkx algorithm is first wanted). Each data edge carries ``(src_port, dst_index)``
 and each control edge its position among the node's control inputs, so the
 GraphDef can be rebuilt exactly. Function bodies are ``Function`` graphs:
 their arguments are nodes with the pseudo-op ``ARG_OP`` and their results
@@ -20,7 +21,6 @@ import dataclasses
 import gc
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-import networkx as nx
 from google.protobuf import unknown_fields
 
 from transpiler.errors import TranspileError
@@ -125,18 +125,44 @@ class Graph:
     in_function = False
 
     def __init__(self) -> None:
-        self.nx = nx.MultiDiGraph()
+        # networkx's adjacency layout for a MultiDiGraph (node -> neighbour -> key -> edge data; `_succ` and
+        # `_pred` share each key dict), held here so that only a pass that runs a networkx algorithm pays
+        # for importing networkx (a fifth of a second): `nx` is a MultiDiGraph on these same dicts.
+        self._succ: Dict[str, Dict[str, dict]] = {}
+        self._pred: Dict[str, Dict[str, dict]] = {}
+        self._node: Dict[str, dict] = {}
+        self._nx = None
+
+    @property
+    def nx(self):
+        """This graph as a networkx.MultiDiGraph sharing its dicts: an edit through either shows in both."""
+        if self._nx is None:
+            import networkx
+
+            graph = networkx.MultiDiGraph()
+            graph._succ, graph._pred, graph._node = self._succ, self._pred, self._node  # _succ sets _adj too
+            self._nx = graph
+        return self._nx
+
+    def _changed(self) -> None:
+        """Drop the views networkx 3 caches on `nx` (what its own edits do); nothing while it is not built."""
+        if self._nx is not None:
+            _clear_cache(self._nx)
+
+    def has_name(self, name: str) -> bool:
+        """A node, or a name some edge names (networkx's has_node): what a new node's name must not be."""
+        return name in self._succ
 
     # ---- queries ---------------------------------------------------------
     # Queries and edits read and write networkx's dicts (`_node`: node -> data; `_succ` / `_pred`: node ->
     # neighbour -> key -> edge data, the layout networkx documents for subclasses) rather than its views,
     # which cost more than the query itself (a view per call).
     def __contains__(self, name: str) -> bool:
-        data = self.nx._node.get(name)
+        data = self._node.get(name)
         return data is not None and data.get("node") is not None
 
     def __getitem__(self, name: str) -> Node:
-        data = self.nx._node.get(name)
+        data = self._node.get(name)
         node = data.get("node") if data is not None else None
         if node is None:
             raise KeyError(name)
@@ -145,7 +171,7 @@ class Graph:
     def __len__(self) -> int:
         """The number of real nodes (what `nodes` yields), counted without a generator step per node."""
         count = 0
-        for data in self.nx._node.values():
+        for data in self._node.values():
             node = data.get("node")
             if node is not None and node.op != ARG_OP:
                 count += 1
@@ -154,7 +180,7 @@ class Graph:
     @property
     def nodes(self) -> Iterator[Node]:
         """Real nodes (no function arguments), in stable insertion order."""
-        for data in self.nx._node.values():  # what nx.nodes(data="node") reads, without its view per call
+        for data in self._node.values():  # what nx.nodes(data="node") reads, without its view per call
             node = data.get("node")
             if node is not None and node.op != ARG_OP:
                 yield node
@@ -164,13 +190,13 @@ class Graph:
 
     def _in_edges(self, name: str) -> Iterator[Tuple[str, dict]]:
         """(source, edge data) of every edge into `name`."""
-        for u, keyed in self.nx._pred[name].items():
+        for u, keyed in self._pred[name].items():
             for d in keyed.values():
                 yield u, d
 
     def _out_edges(self, name: str) -> Iterator[Tuple[str, dict]]:
         """(target, edge data) of every edge out of `name`."""
-        for v, keyed in self.nx._succ[name].items():
+        for v, keyed in self._succ[name].items():
             for d in keyed.values():
                 yield v, d
 
@@ -219,7 +245,7 @@ class Graph:
 
     def unique_name(self, base: str) -> str:
         name, i = base, 0
-        while self.nx.has_node(name):
+        while self.has_name(name):
             i += 1
             name = "%s_%d" % (base, i)
         return name
@@ -231,10 +257,10 @@ class Graph:
         if name in self:
             raise ValueError("node %r already exists" % name)
         node = Node(name, op, dict(attrs or {}), device, extra)
-        if name in self.nx._succ:  # a node some edge named before it was added
-            self.nx._node[name]["node"] = node
+        if name in self._succ:  # a node some edge named before it was added
+            self._node[name]["node"] = node
         else:  # nx.add_node, without its per-call overhead
-            self.nx._succ[name], self.nx._pred[name], self.nx._node[name] = {}, {}, {"node": node}
+            self._succ[name], self._pred[name], self._node[name] = {}, {}, {"node": node}
         self.set_inputs(name, inputs, control_inputs)
         return node
 
@@ -242,7 +268,7 @@ class Graph:
                    control_inputs: Optional[Iterable[str]] = None) -> None:
         """Replace the data inputs (and, if given, the control inputs) of `name`."""
         kinds = ("data", "control") if control_inputs is not None else ("data",)
-        stale = [(u, k) for u, keyed in self.nx._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
+        stale = [(u, k) for u, keyed in self._pred[name].items() for k, d in keyed.items() if d["kind"] in kinds]
         for u, k in stale:
             self._remove_edge(u, name, k)
         self._add_input_edges(name, inputs, control_inputs or ())
@@ -255,7 +281,7 @@ class Graph:
         data dict twice and builds an adjacency view per edge, most of the cost of lifting a graph.
         A missing endpoint becomes a node without data, as add_edges_from makes it.
         """
-        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        succ, pred, nodes = self._succ, self._pred, self._node
         for u, v, key, data in edges:
             if u not in succ:
                 succ[u], pred[u], nodes[u] = {}, {}, {}
@@ -265,34 +291,34 @@ class Graph:
             if keyed is None:
                 keyed = succ[u][v] = pred[v][u] = {}
             keyed[key] = data  # networkx would update the old dict: the same keys, so the same content
-        _clear_cache(self.nx)
+        self._changed()
 
     def _remove_edge(self, u: str, v: str, key: tuple) -> None:
         """networkx's remove_edge(u, v, key) on the adjacency dicts (its checks and cache clearing cost more
         than the removal); the edge must exist."""
-        keyed = self.nx._succ[u][v]
+        keyed = self._succ[u][v]
         del keyed[key]
         if not keyed:
-            del self.nx._succ[u][v]
-            del self.nx._pred[v][u]
-        _clear_cache(self.nx)
+            del self._succ[u][v]
+            del self._pred[v][u]
+        self._changed()
 
     def _remove_node(self, name: str) -> None:
         """networkx's remove_node(name) on the adjacency dicts, in its order; the node must exist."""
-        succ, pred = self.nx._succ, self.nx._pred
-        del self.nx._node[name]
+        succ, pred = self._succ, self._pred
+        del self._node[name]
         for v in succ[name]:
             del pred[v][name]
         del succ[name]
         for u in pred[name]:
             del succ[u][name]
         del pred[name]
-        _clear_cache(self.nx)
+        self._changed()
 
     def _add_input_edges(self, name: str, inputs: Iterable[Union[Tensor, str]], control_inputs: Iterable[str]) -> None:
         """Add the edges of `name`'s inputs, in order: `_add_edges` of each input's (source, name, key, data),
         written out here without a generator and a tuple per edge (lifting adds every edge of the graph)."""
-        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        succ, pred, nodes = self._succ, self._pred, self._node
         in_function = self.in_function
         if name not in succ:
             succ[name], pred[name], nodes[name] = {}, {}, {}
@@ -307,7 +333,7 @@ class Graph:
             if keyed is None:
                 keyed = succ[u][name] = into[u] = {}
             keyed[key] = data  # as in _add_edges
-        _clear_cache(self.nx)
+        self._changed()
 
     def add_control_input(self, name: str, src: str) -> None:
         if src not in self.control_inputs(name):
@@ -367,22 +393,22 @@ class Graph:
 
     def keep_only(self, names: set) -> None:
         """Drop every node not in `names`, with its edges (whole-graph pruning)."""
-        self.nx.remove_nodes_from([n for n in list(self.nx.nodes) if n not in names])
+        self.nx.remove_nodes_from([n for n in list(self._node) if n not in names])
 
     def rename(self, old: str, new: str) -> None:
         """Give node `old` the name `new`, with its edges; O(degree).
 
         The renamed node moves to the end of the node order (as a node added now).
         """
-        if self.nx.has_node(new):
+        if self.has_name(new):
             raise ValueError("node %r already exists" % new)
         control = ("control", old)
         out_edges = [(new, new if v == old else v, ("control", new) if k == control else k, d)
-                     for v, keyed in self.nx._succ[old].items() for k, d in keyed.items()]
-        in_edges = [(u, new, k, d) for u, keyed in self.nx._pred[old].items() if u != old for k, d in keyed.items()]
-        data = self.nx._node[old]
+                     for v, keyed in self._succ[old].items() for k, d in keyed.items()]
+        in_edges = [(u, new, k, d) for u, keyed in self._pred[old].items() if u != old for k, d in keyed.items()]
+        data = self._node[old]
         self._remove_node(old)
-        self.nx._succ[new], self.nx._pred[new], self.nx._node[new] = {}, {}, data  # nx.add_node at the end
+        self._succ[new], self._pred[new], self._node[new] = {}, {}, data  # nx.add_node at the end
         self._add_edges(out_edges + in_edges)  # the removed edges' data dicts, now unshared
         node = data.get("node")
         if node is not None:
@@ -390,8 +416,10 @@ class Graph:
 
     def topological_order(self) -> List[str]:
         """Node names, producers first; ties keep insertion order."""
-        order = {n: i for i, n in enumerate(self.nx.nodes)}
-        return list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
+        import networkx
+
+        order = {n: i for i, n in enumerate(self._node)}
+        return list(networkx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
 
     # ---- lowering --------------------------------------------------------
     def _lower_nodes(self, container) -> None:
@@ -420,14 +448,14 @@ class Graph:
         """Add the nodes and their edges; an input that is not a tensor name, or names no node (TF's
         importer refuses both), is a TranspileError naming `where`, the node and the input."""
         node_defs = list(node_defs)
-        succ, pred, nodes = self.nx._succ, self.nx._pred, self.nx._node
+        succ, pred, nodes = self._succ, self._pred, self._node
         for nd in node_defs:  # nx.add_node, inlined: one call per node is a measurable part of lifting
             node = Node(nd.name, nd.op, dict(nd.attr.items()), nd.device, _extra(nd))
             if nd.name in succ:
                 nodes[nd.name]["node"] = node
             else:
                 succ[nd.name], pred[nd.name], nodes[nd.name] = {}, {}, {"node": node}
-        _clear_cache(self.nx)
+        self._changed()
         for nd in node_defs:
             inputs = list(nd.input)
             data = [i for i in inputs if not i.startswith("^")]
@@ -443,10 +471,11 @@ class Graph:
 
     def _refuse_dangling(self, node_defs: List[node_def_pb2.NodeDef], where: str) -> None:
         """The edges from a name no NodeDef defines (networkx added the name itself) make a TranspileError."""
-        for name, data in self.nx.nodes(data=True):
+        for name, data in self._node.items():
             if "node" in data:
                 continue
-            _, reader, (kind, index) = next(iter(self.nx.out_edges(name, keys=True)))
+            reader, keyed = next(iter(self._succ[name].items()))
+            kind, index = next(iter(keyed))
             nd = next(nd for nd in reversed(node_defs) if nd.name == reader)
             ghost = [i for i in nd.input if not i.startswith("^")][index] if kind == "data" else "^" + name
             raise TranspileError("not a valid graph: %s, node %s: input %r names no node" % (where, reader, ghost))
@@ -488,7 +517,9 @@ class Function(Graph):
             header.ClearField(field)
         fn = cls(header)
         for arg in fdef.signature.input_arg:
-            fn.nx.add_node(arg.name, node=Node(arg.name, ARG_OP))
+            if arg.name not in fn._succ:  # nx.add_node(name, node=...), on the dicts
+                fn._succ[arg.name], fn._pred[arg.name], fn._node[arg.name] = {}, {}, {}
+            fn._node[arg.name]["node"] = Node(arg.name, ARG_OP)
         where = "function %s" % fdef.signature.name
         fn._lift_node_defs(fdef.node_def, where)
         try:
@@ -550,8 +581,11 @@ class GraphDefIR(Graph):
         return graph_def
 
 
-#: networkx 3 caches some views per graph and drops them on every change (nx._clear_cache); older ones do not.
-_clear_cache = getattr(nx, "_clear_cache", lambda graph: None)
+def _clear_cache(graph) -> None:
+    """networkx 3 caches some views per graph and drops them on every change (nx._clear_cache); older ones do not."""
+    import networkx
+
+    getattr(networkx, "_clear_cache", lambda g: None)(graph)
 
 
 #: Edge data dicts and keys, shared by every edge that has the same ones (most edges of a graph have one of a
