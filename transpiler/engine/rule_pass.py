@@ -391,9 +391,9 @@ def _around(graph: Graph, names: List[str]) -> set:
     match can depend on them (input counts, ops and Consts behind Identity, used outputs, producer attrs)."""
     found, todo, expanded = set(names), list(names), set(names)
     for name in names:
-        found.update(t.node for t in graph.inputs(name))
+        found |= graph.producer_set(name)
     while todo:
-        for reader in graph.readers(todo.pop()):
+        for reader in graph.reader_set(todo.pop()):
             found.add(reader)
             if reader not in expanded and graph[reader].op == "Identity":
                 expanded.add(reader)
