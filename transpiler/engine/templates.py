@@ -192,7 +192,7 @@ def _filled(value: Any, fill: List[tuple]) -> Any:
             return value
         for placeholder, name in fill:
             value = value.replace(placeholder, name)
-        if _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
+        if not _reads_as_string(value):
             raise _NotAString(value)
         return value
     # Items that are the same in the copy (numbers, strings without a placeholder) are taken without a call:
@@ -205,6 +205,15 @@ def _filled(value: Any, fill: List[tuple]) -> Any:
                 (_filled(v, fill) if (t := type(v)) is list or t is dict or t is str and _OPEN in v else v)
                 for k, v in value.items()}
     return value
+
+
+def _reads_as_string(value: str) -> bool:
+    """Whether `value`, a plain scalar, reads as a string: what the resolver says, without asking it when no
+    implicit type starts with the first character (a TF name's letter: nearly every filled-in string)."""
+    resolvers = _RESOLVER.yaml_implicit_resolvers
+    if value and value[0] not in resolvers and None not in resolvers and not _RESOLVER.yaml_path_resolvers:
+        return True
+    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
 
 
 def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
