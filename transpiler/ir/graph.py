@@ -208,11 +208,11 @@ class Graph:
 
     def reader_set(self, name: str) -> set:
         """The nodes of `readers(name)`, unordered (for a caller that needs no order)."""
-        return {v for v, keyed in self.nx._succ[name].items() if any(d["kind"] == "data" for d in keyed.values())}
+        return {v for v, keyed in self.nx._succ[name].items() for d in keyed.values() if d["kind"] == "data"}
 
     def producer_set(self, name: str) -> set:
         """The nodes `name` reads a data output of (those of `inputs(name)`), unordered."""
-        return {u for u, keyed in self.nx._pred[name].items() if any(d["kind"] == "data" for d in keyed.values())}
+        return {u for u, keyed in self.nx._pred[name].items() for d in keyed.values() if d["kind"] == "data"}
 
     def control_consumers(self, name: str) -> List[str]:
         return sorted(v for v, d in self._out_edges(name) if d["kind"] == "control")
