@@ -108,6 +108,9 @@ def test_replace_uses_moves_only_the_edges_of_that_tensor(small):
     assert small.consumers(Tensor("mul", 0)) == [("out", 0), ("r", 0), ("r", 2)]
     assert small.consumers(Tensor("split", 1)) == [] and small.consumers(Tensor("split", 0)) == [("r", 3)]
     assert [n.input for n in small.lower().node if n.name == "r"] == [["mul", "c", "mul", "split", "^init"]]
+    small.replace_uses(Tensor("mul", 0), "split:1")  # a tensor name, as passes hand their outputs
+    assert small.inputs("r")[0] == Tensor("split", 1) and small.consumers(Tensor("mul", 0)) == []
+    small.replace_uses(Tensor("mul", 0), "split:1")  # nothing reads it now: nothing to do
 
 
 def test_remove_refuses_while_read(small):

@@ -328,7 +328,9 @@ class Graph:
         succ, pred = self.nx._succ, self.nx._pred
         moved = [(v, k, d["dst_index"]) for v, keyed in succ[old.node].items() for k, d in keyed.items()
                  if d["kind"] == "data" and d["src_port"] == old.port]
-        if new.node not in succ and moved:  # as set_inputs would: a name without a node yet
+        if moved and not isinstance(new, Tensor):  # a tensor name, as set_inputs takes it (passes hand theirs so)
+            new = Tensor.parse(new, self.in_function)
+        if moved and new.node not in succ:  # as set_inputs would: a name without a node yet
             succ[new.node], pred[new.node], self.nx._node[new.node] = {}, {}, {}
         for v, key, index in moved:
             self._remove_edge(old.node, v, key)
