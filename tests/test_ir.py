@@ -96,6 +96,23 @@ def test_replace_node_moves_data_and_control_edges(small):
     assert "mul" not in text_format.MessageToString(small.lower())
 
 
+def test_replace_uses_moves_only_the_edges_of_that_tensor(small):
+    """Each edge from the old tensor becomes one from the new at the same input index; a reader's other
+    inputs, its control inputs and readers of other ports of the same node keep theirs."""
+    small.add_node("split", "Unpack", [Tensor("x")], attrs={})
+    small.add_node("r", "AddN", [Tensor("split", 1), Tensor("c"), Tensor("split", 1), Tensor("split", 0)],
+                   control_inputs=["init"])
+    small.replace_uses(Tensor("split", 1), Tensor("mul", 0))
+    assert small.inputs("r") == [Tensor("mul", 0), Tensor("c", 0), Tensor("mul", 0), Tensor("split", 0)]
+    assert small.control_inputs("r") == ["init"]
+    assert small.consumers(Tensor("mul", 0)) == [("out", 0), ("r", 0), ("r", 2)]
+    assert small.consumers(Tensor("split", 1)) == [] and small.consumers(Tensor("split", 0)) == [("r", 3)]
+    assert [n.input for n in small.lower().node if n.name == "r"] == [["mul", "c", "mul", "split", "^init"]]
+    small.replace_uses(Tensor("mul", 0), "split:1")  # a tensor name, as passes hand their outputs
+    assert small.inputs("r")[0] == Tensor("split", 1) and small.consumers(Tensor("mul", 0)) == []
+    small.replace_uses(Tensor("mul", 0), "split:1")  # nothing reads it now: nothing to do
+
+
 def test_remove_refuses_while_read(small):
     with pytest.raises(ValueError, match="still read by out"):
         small.remove_node("mul")
@@ -232,3 +249,24 @@ def test_reading_lifting_and_checking_import_no_networkx():
     here = str(__import__("pathlib").Path(__file__).parent)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=here)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_firings_of_one_template_shape_get_attrs_of_their_own():
+    """A decomposition's shape (and the AttrValues made of it) serves every firing; each emitted node still
+    holds its own AttrValues and names, so editing one node leaves the others as they were."""
+    from transpiler.engine.rule_files import load_rules
+    from transpiler.engine.rule_pass import RulePass
+    from transpiler.knowledge.releases import catalog
+
+    text = "".join('node { name: "%s" op: "LeakyRelu" input: "x" attr { key: "T" value { type: DT_FLOAT } } '
+                   'attr { key: "alpha" value { f: 0.5 } } }' % name for name in ("a", "bb", "cc"))
+    graph = lift(text_format.Parse(SMALL.split("library")[0] + text, graph_pb2.GraphDef()))
+    rules = RulePass(load_rules([]), catalog().opset("1.4"))
+    rules(graph)
+    assert sorted(f.node for f in rules.fired) == ["a", "bb", "cc"]
+    assert graph.inputs("bb") == [Tensor("bb/pos"), Tensor("bb/scaled")] and graph["bb"].op == "Sub"
+    assert graph.inputs("cc/scaled") == [Tensor("cc/neg"), Tensor("cc/alpha")]
+    alphas = [graph[name + "/alpha"].attrs["value"] for name in ("a", "bb", "cc")]
+    assert alphas[0] == alphas[1] == alphas[2] and alphas[0] is not alphas[1]
+    alphas[0].tensor.float_val[0] = 3.0
+    assert list(alphas[1].tensor.float_val) == [0.5] and graph["bb/pos"].attrs["T"] is not graph["cc/pos"].attrs["T"]

@@ -15,3 +15,33 @@ def test_shared_macros_render_nodes():
 def test_no_other_file_can_be_loaded(source):
     with pytest.raises(TemplateError, match="template"):
         render_nodes(source, {})
+
+
+SHAPED = ('- {name: "{{ name }}/a", op: Neg, inputs: [{{ inputs[0] }}], attrs: {T: DT_FLOAT}}\n'
+          '- {name: "{{ name }}", op: Relu, inputs: ["{{ name }}/a"], attrs: {T: DT_FLOAT, k: {v: [1, 2]}}}\n')
+
+
+def test_names_filled_into_a_shared_shape_read_as_the_text_itself():
+    """Firings of one shape get their own names and fresh lists and dicts; a filled-in plain scalar that
+    would read as no string (`true`, `1.5`, `~`) makes the text be read as it is, as without the shape."""
+    first = render_nodes(SHAPED, {"name": "n1", "inputs": ["x1"], "attrs": {}})
+    second = render_nodes(SHAPED, {"name": "n2", "inputs": ["x2"], "attrs": {}})
+    assert [(n.name, n.inputs) for n in first] == [("n1/a", ["x1"]), ("n1", ["n1/a"])]
+    assert [(n.name, n.inputs) for n in second] == [("n2/a", ["x2"]), ("n2", ["n2/a"])]
+    assert first[1].attrs == second[1].attrs == {"T": "DT_FLOAT", "k": {"v": [1, 2]}}
+    assert first[1].attrs is not second[1].attrs and first[0].inputs is not second[0].inputs
+    for odd in ("true", "Yes", "1.5", "~", "null", "0x1f"):
+        with pytest.raises(TemplateError, match="tensor names"):
+            render_nodes(SHAPED, {"name": "ab", "inputs": [odd], "attrs": {}})
+    assert render_nodes(SHAPED, {"name": "ab", "inputs": ["truth"], "attrs": {}})[0].inputs == ["truth"]
+
+
+@pytest.mark.parametrize("value", ["c0/n1", "true", "True", "n1", "1.5", "~", "null", "y", "Yes", "abc", "0x1f",
+                                   ".inf", "<<", "=", "-1", "on", "", "2001-12-14", "_x"])
+def test_reads_as_string_is_the_resolvers_answer(value):
+    import yaml
+
+    from transpiler.engine import templates
+
+    expected = templates._RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == templates._STR_TAG
+    assert templates._reads_as_string(value) == expected

@@ -34,6 +34,8 @@ MAX_ROUNDS = 32
 #: AttrValues kept for reuse (a few per rule in practice); the memo starts over when full.
 MAX_ATTR_VALUES = 4096
 
+#: A match of these keys alone holds for every node its rule is looked up for (by_op).
+_OP_ONLY = frozenset({"op"})
 #: Producers a Const may not take a control edge from (their control output is not a live signal).
 _NO_ANCHOR_OPS = ("Switch", "RefSwitch")
 
@@ -89,6 +91,11 @@ class RulePass:
         #: (attr type, plain_key of a value) -> the AttrValue it makes: a rule emits the same few attrs on
         #: every node it fires on.
         self._attr_values: Dict[tuple, attr_value_pb2.AttrValue] = {}
+        #: (attr type, id of a value) -> (the value, its AttrValue), for values a template's shape shares between
+        #: firings (templates.render_nodes): found without plain_key's walk; the value kept keeps its id unique.
+        self._shared_values: Dict[Tuple[str, int], Tuple[object, attr_value_pb2.AttrValue]] = {}
+        self._available: Dict[Tuple[str, frozenset], bool] = {}
+        self._strip_nothing: Dict[Tuple[str, tuple], bool] = {}
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -111,7 +118,15 @@ class RulePass:
         return True
 
     def available(self, op: str, seen: frozenset = frozenset()) -> bool:
-        """Can `op` end up in the target: it has it, or an active rule rewrites it further."""
+        """Can `op` end up in the target: it has it, or an active rule rewrites it further (once per question:
+        every firing asks it of each node it emits)."""
+        key = (op, seen)
+        found = self._available.get(key)
+        if found is None:
+            found = self._available[key] = self._available_now(op, seen)
+        return found
+
+    def _available_now(self, op: str, seen: frozenset) -> bool:
         if self.opset.has_op(op):
             return True
         return op not in seen and any(r.action in ("rename", "decompose") for r in self.by_op.get(op, ()))
@@ -158,8 +173,9 @@ class RulePass:
         rules = self._rules_for.get(node.op)
         if rules is None:
             rules = self._rules_for[node.op] = self.by_op.get(node.op, []) + self.by_op.get("*", [])
+        emitted_by = self.emitted.get((function, node.name)) if self.emitted else None
         for rule in rules:
-            if self.emitted.get((function, node.name)) == rule.id or not self._matches(rule, graph, node):
+            if emitted_by == rule.id or not (rule.match.keys() <= _OP_ONLY or self._matches(rule, graph, node)):
                 continue
             op, name = node.op, node.name
             before = _around(graph, [name]) if rule.action == "decompose" else set()  # the others keep its edges
@@ -226,15 +242,25 @@ class RulePass:
         return None
 
     def _do_strip_default_attrs(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
-        known = self._target_attrs(node.op)
-        if known is None:
-            return None
-        if all(attr in known or attr.startswith("_") for attr in node.attrs):
+        if self._nothing_to_strip(node):
             return None  # what rejected_attrs would find, without its per-node look-ups: nothing to strip
         producer = self.producer_ops.get(node.op) if function is None else None
         at_default, _ = opdefs.rejected_attrs(node.op, node.attrs, self.opset, producer)
         stripped = ["%s=%s" % (attr, _show(node.attrs.pop(attr))) for attr in at_default]
         return "stripped " + ", ".join(stripped) if stripped else None
+
+    def _nothing_to_strip(self, node: Node) -> bool:
+        """The target lacks the op, or has every attr of `node` but internal ones (once per op and attr names:
+        nearly every node of a big graph has the attrs of many others)."""
+        key = (node.op, tuple(node.attrs))
+        found = self._strip_nothing.get(key)
+        if found is None:
+            known = self._target_attrs(node.op)
+            found = known is None or all(attr in known or attr.startswith("_") for attr in node.attrs)
+            if len(self._strip_nothing) >= MAX_ATTR_VALUES:
+                self._strip_nothing.clear()
+            self._strip_nothing[key] = found
+        return found
 
     def _do_rename(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
         spec = rule.spec
@@ -364,15 +390,22 @@ class RulePass:
     def _attr(self, op: str, attr: str, value) -> attr_value_pb2.AttrValue:
         """make_attr(self._attr_type(op, attr), value), a fresh copy of the one made for an equal value."""
         attr_type = self._attr_type(op, attr)
-        try:
-            key = (attr_type, plain_key(value))
-        except TypeError:  # not plain data: made as it is
-            return make_attr(attr_type, value)
-        made = self._attr_values.get(key)
-        if made is None:
-            if len(self._attr_values) >= MAX_ATTR_VALUES:
-                self._attr_values.clear()
-            made = self._attr_values[key] = make_attr(attr_type, value)
+        shared = self._shared_values.get((attr_type, id(value)))
+        if shared is not None and shared[0] is value:
+            made = shared[1]
+        else:
+            try:
+                key = (attr_type, plain_key(value))
+            except TypeError:  # not plain data: made as it is
+                return make_attr(attr_type, value)
+            made = self._attr_values.get(key)
+            if made is None:
+                if len(self._attr_values) >= MAX_ATTR_VALUES:
+                    self._attr_values.clear()
+                made = self._attr_values[key] = make_attr(attr_type, value)
+            if len(self._shared_values) >= MAX_ATTR_VALUES:
+                self._shared_values.clear()
+            self._shared_values[(attr_type, id(value))] = (value, made)
         copy = attr_value_pb2.AttrValue()
         copy.CopyFrom(made)
         return copy
@@ -391,9 +424,9 @@ def _around(graph: Graph, names: List[str]) -> set:
     match can depend on them (input counts, ops and Consts behind Identity, used outputs, producer attrs)."""
     found, todo, expanded = set(names), list(names), set(names)
     for name in names:
-        found.update(t.node for t in graph.inputs(name))
+        found |= graph.producer_set(name)
     while todo:
-        for reader in graph.readers(todo.pop()):
+        for reader in graph.reader_set(todo.pop()):
             found.add(reader)
             if reader not in expanded and graph[reader].op == "Identity":
                 expanded.add(reader)

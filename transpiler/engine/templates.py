@@ -192,7 +192,7 @@ def _filled(value: Any, fill: List[tuple]) -> Any:
             return value
         for placeholder, name in fill:
             value = value.replace(placeholder, name)
-        if _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
+        if not _reads_as_string(value):
             raise _NotAString(value)
         return value
     # Items that are the same in the copy (numbers, strings without a placeholder) are taken without a call:
@@ -207,6 +207,15 @@ def _filled(value: Any, fill: List[tuple]) -> Any:
     return value
 
 
+def _reads_as_string(value: str) -> bool:
+    """Whether `value`, a plain scalar, reads as a string: what the resolver says, without asking it when no
+    implicit type starts with the first character (a TF name's letter: nearly every filled-in string)."""
+    resolvers = _RESOLVER.yaml_implicit_resolvers
+    if value and value[0] not in resolvers and None not in resolvers and not _RESOLVER.yaml_path_resolvers:
+        return True
+    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
+
+
 def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
     """The node list a template renders; the specs' attr values may be shared between calls (read-only)."""
     text = render_text(source, context)
@@ -216,7 +225,7 @@ def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
         if shapes is not None:
             fill = _fill_list(names)
             try:
-                return [_filled_spec(spec, fill) for spec in shapes]
+                return [_filled_spec(spec, fields, fill) for spec, fields in shapes]
             except _NotAString:
                 pass  # read as it is below
     items = _parsed(text, names)
@@ -227,23 +236,46 @@ def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
 
 @functools.lru_cache(maxsize=256)
 def _spec_shapes(shape: str) -> Optional[tuple]:
-    """The NodeSpecs of a rendered shape (placeholders in their strings), or None when it is no valid node
-    list: parsed and checked once per shape, since filling names into strings changes no type (and any
-    failure is left to the text itself, for the error message its names give)."""
+    """(NodeSpec, the names of its fields with placeholders) of each node of a rendered shape, or None when
+    it is no valid node list: parsed and checked once per shape, since filling names into strings changes no
+    type (and any failure is left to the text itself, for the error message its names give)."""
     try:
         items = _load_shape(shape)
         if not isinstance(items, list) or not items:
             return None
-        return tuple(_node_spec(item) for item in items)
+        specs = [_node_spec(item) for item in items]
     except (yaml.YAMLError, TemplateError):
         return None
+    return tuple((spec, frozenset(f for f in _SPEC_FIELDS if _has_placeholder(getattr(spec, f)))) for spec in specs)
 
 
-def _filled_spec(spec: NodeSpec, fill: List[tuple]) -> NodeSpec:
-    """A NodeSpec of a shape with the names back in; what `_node_spec` of the filled-in parse gives."""
-    return NodeSpec(_filled(spec.name, fill), _filled(spec.op, fill), _filled(spec.inputs, fill),
-                    _filled(spec.attrs, fill), _filled(spec.control_inputs, fill),
-                    _filled(spec.device, fill) if spec.device is not None else None)
+#: The NodeSpec fields, in the order of its constructor.
+_SPEC_FIELDS = ("name", "op", "inputs", "attrs", "control_inputs", "device")
+
+
+def _has_placeholder(value: Any) -> bool:
+    if type(value) is str:
+        return _OPEN in value
+    if type(value) is list:
+        return any(_has_placeholder(v) for v in value)
+    if type(value) is dict:
+        return any(_has_placeholder(k) or _has_placeholder(v) for k, v in value.items())
+    return False
+
+
+def _filled_spec(spec: NodeSpec, fields: frozenset, fill: List[tuple]) -> NodeSpec:
+    """A NodeSpec of a shape with the names back in `fields` (those with placeholders); what `_node_spec` of
+    the filled-in parse gives. The other fields are the shape's own: its strings, fresh lists and a fresh
+    attrs dict of the same (shared, read-only) values, so a firing fills in a few strings only."""
+    return NodeSpec(*[_filled(value, fill) if field in fields else _fresh(value)
+                      for field, value in zip(_SPEC_FIELDS, (spec.name, spec.op, spec.inputs, spec.attrs,
+                                                             spec.control_inputs, spec.device))])
+
+
+def _fresh(value: Any) -> Any:
+    """A field of a shape's NodeSpec as a firing's spec holds it: lists and dicts copied one level deep."""
+    kind = type(value)
+    return list(value) if kind is list else dict(value) if kind is dict else value
 
 
 def render_strings(items: List[str], context: Dict[str, Any]) -> List[str]:

@@ -230,7 +230,15 @@ class Graph:
 
     def readers(self, name: str) -> List[str]:
         """Nodes reading any data output of `name`, each once, sorted."""
-        return sorted({v for v, d in self._out_edges(name) if d["kind"] == "data"})
+        return sorted(self.reader_set(name))
+
+    def reader_set(self, name: str) -> set:
+        """The nodes of `readers(name)`, unordered (for a caller that needs no order)."""
+        return {v for v, keyed in self._succ[name].items() for d in keyed.values() if d["kind"] == "data"}
+
+    def producer_set(self, name: str) -> set:
+        """The nodes `name` reads a data output of (those of `inputs(name)`), unordered."""
+        return {u for u, keyed in self._pred[name].items() for d in keyed.values() if d["kind"] == "data"}
 
     def control_consumers(self, name: str) -> List[str]:
         return sorted(v for v, d in self._out_edges(name) if d["kind"] == "control")
@@ -259,9 +267,10 @@ class Graph:
         node = Node(name, op, dict(attrs or {}), device, extra)
         if name in self._succ:  # a node some edge named before it was added
             self._node[name]["node"] = node
-        else:  # nx.add_node, without its per-call overhead
+            self.set_inputs(name, inputs, control_inputs)
+        else:  # nx.add_node, without its per-call overhead; a new node has no input edges to replace
             self._succ[name], self._pred[name], self._node[name] = {}, {}, {"node": node}
-        self.set_inputs(name, inputs, control_inputs)
+            self._add_input_edges(name, inputs, control_inputs)
         return node
 
     def set_inputs(self, name: str, inputs: Iterable[Union[Tensor, str]],
@@ -340,11 +349,21 @@ class Graph:
             self.set_inputs(name, self.inputs(name), self.control_inputs(name) + [src])
 
     def replace_uses(self, old: Tensor, new: Tensor) -> None:
-        """Make every reader of `old` read `new` instead."""
-        for consumer, index in self.consumers(old):
-            tensors = self.inputs(consumer)
-            tensors[index] = new
-            self.set_inputs(consumer, tensors)
+        """Make every reader of `old` read `new` instead; O(edges moved): each edge from `old` is replaced by
+        one from `new` with the same key (the input index), the reader's other edges are left as they are."""
+        succ, pred = self._succ, self._pred
+        moved = [(v, k, d["dst_index"]) for v, keyed in succ[old.node].items() for k, d in keyed.items()
+                 if d["kind"] == "data" and d["src_port"] == old.port]
+        if moved and not isinstance(new, Tensor):  # a tensor name, as set_inputs takes it (passes hand theirs so)
+            new = Tensor.parse(new, self.in_function)
+        if moved and new.node not in succ:  # as set_inputs would: a name without a node yet
+            succ[new.node], pred[new.node], self._node[new.node] = {}, {}, {}
+        for v, key, index in moved:
+            self._remove_edge(old.node, v, key)
+            keyed = succ[new.node].get(v)
+            if keyed is None:
+                keyed = succ[new.node][v] = pred[v][new.node] = {}
+            keyed[key] = _data_edge(new.port, index)
 
     def remove_node(self, name: str) -> None:
         """Remove `name`; its data outputs must be unused (control users lose the edge)."""
