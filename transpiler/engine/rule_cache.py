@@ -18,12 +18,11 @@ plain containers, so a planted cache file cannot run code.
 from __future__ import annotations
 
 import hashlib
-import io
 import pickle
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from transpiler.io.user_cache import user_cache_dir, write_quietly
+from transpiler.io.user_cache import read_pickle, user_cache_dir, write_quietly
 
 #: The modules and data whose code decides what a rule file parses to (a change invalidates the cache).
 _PARSER_FILES = ("engine/rule_files.py", "engine/safe_yaml.py", "engine/templates.py", "engine/sandbox.py",
@@ -75,24 +74,8 @@ def cached_load(path: Path, data: Optional[bytes], parse: Callable[[Path], list]
     return list(rules)
 
 
-class _RulesOnly(pickle.Unpickler):
-    """Builds objects of one class (the rules') and builtin containers only: anything else is refused."""
-
-    def __init__(self, data: bytes, allowed: type):
-        super().__init__(io.BytesIO(data))
-        self.allowed = allowed
-
-    def find_class(self, module: str, name: str):
-        if (module, name) == (self.allowed.__module__, self.allowed.__qualname__):
-            return self.allowed
-        raise pickle.UnpicklingError("unexpected %s.%s in a rule cache file" % (module, name))
-
-
 def _read(key: str, allowed: type) -> Optional[list]:
-    try:
-        rules = _RulesOnly((cache_dir() / (key + ".pickle")).read_bytes(), allowed).load()
-    except Exception:  # missing, unreadable or damaged: parse the file instead
-        return None
+    rules = read_pickle(cache_dir() / (key + ".pickle"), (allowed,))
     return rules if isinstance(rules, list) and all(type(r) is allowed for r in rules) else None
 
 

@@ -6,9 +6,12 @@ skipped without a word, and readers treat a missing or damaged file as absent.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import tempfile
 from pathlib import Path
+from typing import Any, Optional, Tuple
 
 
 def user_cache_dir() -> Path:
@@ -32,3 +35,26 @@ def write_quietly(path: Path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
     except OSError:
         pass
+
+
+class _OnlyThese(pickle.Unpickler):
+    """Builds builtin containers, numbers and strings, and objects of the classes `allowed` only."""
+
+    def __init__(self, data: bytes, allowed: Tuple[type, ...]):
+        super().__init__(io.BytesIO(data))
+        self.allowed = {(cls.__module__, cls.__qualname__): cls for cls in allowed}
+
+    def find_class(self, module: str, name: str):
+        found = self.allowed.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError("unexpected %s.%s in a cache file" % (module, name))
+        return found
+
+
+def read_pickle(path: Path, allowed: Tuple[type, ...] = ()) -> Optional[Any]:
+    """What the pickle at `path` holds, or None when it is missing, unreadable or damaged, or names any class
+    but `allowed`: a planted cache file cannot run code. The caller still checks the value's shape."""
+    try:
+        return _OnlyThese(path.read_bytes(), allowed).load()
+    except Exception:  # missing, unreadable or damaged: the caller makes the value again
+        return None

@@ -17,13 +17,12 @@ file cannot run code; what it holds is JSON text, decoded by ``json``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import pickle
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional
 
-from transpiler.io.user_cache import user_cache_dir, write_quietly
+from transpiler.io.user_cache import read_pickle, user_cache_dir, write_quietly
 
 #: Sections kept as JSON text per key (the large ones); any other section is decoded with the index.
 LAZY_SECTIONS = ("ops", "contrib_ops", "cpu_kernels", "refused_ranks")
@@ -88,18 +87,9 @@ def _forget_others(path: Path) -> None:
                 pass
 
 
-class _BuiltinsOnly(pickle.Unpickler):
-    """Builds builtin containers, numbers and strings only: any class is refused."""
-
-    def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError("unexpected %s.%s in a data index" % (module, name))
-
 
 def _read(path: Path) -> Optional[Dict[str, Any]]:
-    try:
-        index = _BuiltinsOnly(io.BytesIO(path.read_bytes())).load()
-    except Exception:  # missing, unreadable or damaged: decode the JSON instead
-        return None
+    index = read_pickle(path)  # builtins only; None when missing or damaged: the JSON is decoded instead
     valid = isinstance(index, dict) and all(
         isinstance(index.get(name, {}), dict) and all(isinstance(t, str) for t in index.get(name, {}).values())
         for name in LAZY_SECTIONS)

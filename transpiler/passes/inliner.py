@@ -89,27 +89,27 @@ def check_no_recursion(ir: GraphDefIR, roots: Iterable[str] = ()) -> None:
     calls = {name: [used for used in _functions_used_by(ir, fn) if used in ir.functions]
              for name, fn in ir.functions.items()}
     sources = sorted({f for f in list(_functions_used_by(ir, ir)) + list(roots) if f in calls})
-    reached, todo = set(), list(sources)
-    while todo:
-        name = todo.pop()
-        if name not in reached:
-            reached.add(name)
-            todo.extend(calls[name])
     try:  # the stdlib's check first: networkx (a fifth of a second to import) only to name a cycle found
-        graphlib.TopologicalSorter({name: calls[name] for name in reached}).prepare()
+        graphlib.TopologicalSorter(calls).prepare()
     except graphlib.CycleError:
         _refuse_cycle(calls, sources)
 
 
 def _refuse_cycle(calls: Dict[str, List[str]], sources: List[str]) -> None:
-    """The InliningError naming the first call cycle reached from `sources`, in call order (f -> g -> f)."""
+    """The InliningError naming the first call cycle reached from `sources`, in call order (f -> g -> f);
+    nothing when no cycle is reached from them (a recursive function nothing calls is never inlined)."""
     import networkx as nx
 
     graph = nx.DiGraph()
     graph.add_edges_from((name, used) for name, callees in calls.items() for used in callees)
-    cycle = nx.find_cycle(graph, source=[name for name in sources if name in graph])
-    names = [caller for caller, _ in cycle] + [cycle[0][0]]
-    raise InliningError("recursive functions cannot be inlined: %s" % " -> ".join(names))
+    reached = [name for name in sources if name in graph]
+    try:
+        cycle = nx.find_cycle(graph, source=reached) if reached else []
+    except nx.NetworkXNoCycle:
+        return
+    if cycle:
+        names = [caller for caller, _ in cycle] + [cycle[0][0]]
+        raise InliningError("recursive functions cannot be inlined: %s" % " -> ".join(names))
 
 
 def _functions_used_by(ir: GraphDefIR, graph: Graph) -> Iterable[str]:
@@ -273,11 +273,7 @@ def inline_body(ir: GraphDefIR, graph: Graph, fn: Function, inputs: List[Tensor]
     `bodies` keeps `fn`'s body as read for later calls (`graph` must not be one of its functions).
     """
     args = list(fn.header.signature.input_arg)
-    if bodies is None:
-        body = _read_body(fn)
-        ports_cache = _check_body(ir, fn, len(inputs), body)
-    else:
-        body, ports_cache = bodies.read(ir, fn, len(inputs))
+    body, ports_cache = (bodies or Bodies()).read(ir, fn, len(inputs))
     arg_map = {a.name: t for a, t in zip(args, inputs)}
     body_nodes = body.nodes
     taken: Set[str] = set()
