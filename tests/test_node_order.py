@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from transpiler.backends.node_order import needs_producers_first, producers_first
+from transpiler.backends.node_order import needs_producers_first, producers_first, producers_first_order
 from transpiler.io.protos import graph_pb2, text_format
 from transpiler.io.readers import read_model
+from transpiler.ir.graph import lift
 from transpiler.knowledge.releases import catalog
 from transpiler.options import ConvertOptions
 from transpiler.pipeline.convert import plan
@@ -66,8 +67,8 @@ def _networkx_order(graph_def):
         return None
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_the_order_is_networkx_lexicographical_topological_sort(seed):
+def _random_graph(seed):
+    """A GraphDef of up to 30 nodes with random data and control inputs (cycles, self loops and back edges too)."""
     import random
 
     rng = random.Random(seed)
@@ -78,11 +79,35 @@ def test_the_order_is_networkx_lexicographical_topological_sort(seed):
         for _ in range(rng.randint(0, 3)):  # mostly an earlier node; any node, itself, twice, data or control
             source = rng.randrange(i) if i and rng.random() < 0.9 else rng.randrange(count)
             node.input.append(rng.choice(["", "^"]) + "n%d" % source + rng.choice(["", ":1"]))
+    return graph
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_is_networkx_lexicographical_topological_sort(seed):
+    graph = _random_graph(seed)
     expected = _networkx_order(graph)
     before = _names(graph)
     moved = producers_first(graph)
     assert _names(graph) == (before if expected is None else expected)
     assert moved == (expected is not None and expected != before)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_read_off_the_ir_is_the_one_of_its_lowered_graph(seed):
+    """What the pipeline lowers for TF 1.4-1.7 (producers_first_order of the IR) is what producers_first
+    makes of the GraphDef lowered in insertion order, so the writer may take it as it is."""
+    graph = _random_graph(seed)
+    for node in graph.node:  # a control input names a node, not a port (lift refuses "^n1:1")
+        inputs = [text.split(":")[0] if text.startswith("^") else text for text in node.input]
+        node.ClearField("input")
+        node.input.extend(inputs)
+    ir = lift(graph)
+    order = producers_first_order(ir)
+    lowered = ir.lower()
+    before = _names(lowered)
+    moved = producers_first(lowered)
+    assert (None if order is None else [n.name for n in order]) == (_names(lowered) if moved else None)
+    assert _names(ir.lower(order)) == _names(lowered) and before == [n.name for n in ir.nodes]
 
 
 def test_only_releases_with_the_python_importer_are_reordered():

@@ -18,6 +18,7 @@ import heapq
 from typing import List, Optional
 
 from transpiler.io.protos import graph_pb2
+from transpiler.ir.graph import Graph, Node
 from transpiler.knowledge.releases import Opset, version_key
 
 #: The first release whose Python API imports graphs through the C API (TF_C_API_GRAPH_CONSTRUCTION
@@ -42,7 +43,9 @@ def producers_first(graph_def: graph_pb2.GraphDef) -> bool:
     is left as it is."""
     nodes = graph_def.node
     names = [node.name for node in nodes]
-    order = _sorted_positions(nodes, names)
+    position = {name: i for i, name in enumerate(names)}
+    sources = [[position.get(text.lstrip("^").split(":")[0]) for text in node.input] for node in nodes]
+    order = _sorted_positions(sources, [node.op for node in nodes])
     if order is None:
         return False
     if len(set(names)) == len(names):  # the usual case: sorted in place, no node copied
@@ -56,19 +59,29 @@ def producers_first(graph_def: graph_pb2.GraphDef) -> bool:
     return True
 
 
-def _sorted_positions(nodes, names: List[str]) -> Optional[List[int]]:
-    """The file positions in producers-first order (smallest position first among the ready ones, what
-    networkx's lexicographical_topological_sort gives), or None when that is the file order or there is a
-    cycle. Plain lists and a heap: a networkx graph of the positions cost more than the rest of writing."""
-    count = len(nodes)
-    position = {name: i for i, name in enumerate(names)}
-    back = {i for i, node in enumerate(nodes) if node.op in _BACK_EDGE_OPS}
+def producers_first_order(graph: Graph) -> Optional[List[Node]]:
+    """The nodes of `graph` in the order `producers_first` gives the GraphDef it lowers to (whose file order is
+    `graph.nodes`), or None when that is `graph.nodes` itself or there is a cycle. Read off the IR's edges: the
+    lowered GraphDef's input strings are not parsed again, nor its nodes sorted (a fifth of writing a big graph)."""
+    nodes = list(graph.nodes)
+    position = {node.name: i for i, node in enumerate(nodes)}
+    sources = [[position.get(name) for name in graph.producer_names(node.name)] for node in nodes]
+    order = _sorted_positions(sources, [node.op for node in nodes])
+    return None if order is None else [nodes[i] for i in order]
+
+
+def _sorted_positions(sources: List[List[Optional[int]]], ops: List[str]) -> Optional[List[int]]:
+    """The positions in producers-first order (smallest position first among the ready ones, what networkx's
+    lexicographical_topological_sort gives), or None when that is the given order or there is a cycle.
+    `sources[i]` are the positions node i reads (None: no node); `ops[i]` is its op. Plain lists and a heap:
+    a networkx graph of the positions cost more than the rest of writing."""
+    count = len(sources)
+    back = {i for i, op in enumerate(ops) if op in _BACK_EDGE_OPS}
     successors: List[Optional[List[int]]] = [None] * count
     waiting = [0] * count
     moved = False
-    for i, node in enumerate(nodes):
-        for text in node.input:
-            source = position.get(text.lstrip("^").split(":")[0])
+    for i, read in enumerate(sources):
+        for source in read:
             if source is None or source in back:
                 continue
             moved = moved or source >= i

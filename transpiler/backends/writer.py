@@ -109,10 +109,12 @@ def _init_op_as_main_op(mg: meta_graph_pb2.MetaGraphDef) -> None:
 
 
 def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
-                progress: Optional[Progress] = None, link: bool = False) -> None:
+                progress: Optional[Progress] = None, link: bool = False, ordered: bool = False) -> None:
     """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`);
     `progress` hears of the checkpoint bytes copied. With `link`, the checkpoint's data shards are
-    hard links to the input's (copies across file systems)."""
+    hard links to the input's (copies across file systems). `ordered`: the graphs list producers first
+    already (lowered so: node_order.producers_first_order), so a target that imports in file order takes
+    them as they are."""
     out = Path(out)
     kind = output_kind(out)
     if _same_file_form(model, out):
@@ -120,7 +122,7 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
     _check_form(model, kind, out)
     for mg in model.meta_graphs:
         stamp_target(mg, opset)
-        if needs_producers_first(opset):
+        if needs_producers_first(opset) and not ordered:
             producers_first(mg.graph_def)  # TF 1.4-1.7 import in file order (IndexError otherwise)
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)

@@ -236,6 +236,10 @@ class Graph:
         """The nodes of `readers(name)`, unordered (for a caller that needs no order)."""
         return {v for v, keyed in self._succ[name].items() for d in keyed.values() if d["kind"] == "data"}
 
+    def producer_names(self, name: str) -> Iterable[str]:
+        """Every node `name` reads a data output of or takes a control edge from, each once, unordered."""
+        return self._pred[name].keys()
+
     def producer_set(self, name: str) -> set:
         """The nodes `name` reads a data output of (those of `inputs(name)`), unordered."""
         return {u for u, keyed in self._pred[name].items() for d in keyed.values() if d["kind"] == "data"}
@@ -441,10 +445,11 @@ class Graph:
         return list(networkx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
 
     # ---- lowering --------------------------------------------------------
-    def _lower_nodes(self, container) -> None:
+    def _lower_nodes(self, container, order: Optional[Iterable[Node]] = None) -> None:
         """Append every node's NodeDef to `container` (a repeated NodeDef field), built in place: a
-        NodeDef built apart and then extended would be copied, twice the time and memory of the nodes."""
-        for node in self.nodes:
+        NodeDef built apart and then extended would be copied, twice the time and memory of the nodes.
+        `order`: the nodes in the order to write them (default `nodes`)."""
+        for node in self.nodes if order is None else order:
             self._fill_node_def(container.add(), node)
 
     def _fill_node_def(self, nd: node_def_pb2.NodeDef, node: Node) -> None:
@@ -590,11 +595,13 @@ class GraphDefIR(Graph):
         ir.functions = {f.signature.name: Function.lift(f) for f in graph_def.library.function}
         return ir
 
-    def lower(self) -> graph_pb2.GraphDef:
+    def lower(self, order: Optional[Iterable[Node]] = None) -> graph_pb2.GraphDef:
+        """The GraphDef of the IR; `order`: its top-level nodes in the order to write them (default `nodes`:
+        every node of the graph, each once, is the caller's promise)."""
         graph_def = graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
         with young_collections_only():
-            self._lower_nodes(graph_def.node)
+            self._lower_nodes(graph_def.node, order)
             if self.functions:
                 graph_def.library.function.extend(f.lower() for f in self.functions.values())
         return graph_def

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from transpiler.backends import tf2_native
+from transpiler.backends.node_order import needs_producers_first, producers_first_order
 from transpiler.backends.writer import check_output_path, output_kind, staged, write_model
 from transpiler.engine.rule_files import load_rules
 from transpiler.engine.rule_pass import Firing
@@ -200,9 +201,11 @@ def write(result: Plan, out: Path) -> None:
         from transpiler.passes.freeze import freeze_model
 
         freeze_model(model, result.irs[0])
+    ordered = needs_producers_first(result.opset)  # lowered in that order here, from the IR's own edges
     for mg, ir in zip(model.meta_graphs, result.irs):
-        mg.graph_def.CopyFrom(ir.lower())
-    write_model(model, out, result.opset, result.options.force, result.options.progress, result.options.link)
+        mg.graph_def.CopyFrom(ir.lower(producers_first_order(ir) if ordered else None))
+    write_model(model, out, result.opset, result.options.force, result.options.progress, result.options.link,
+                ordered=ordered)
 
 
 def _write_upgrade(result: Plan, out: Path) -> None:
