@@ -294,9 +294,10 @@ class RulePass:
         return ", ".join(change + ["removed " + " ".join(removed)] if removed else change) or "attrs set"
 
     def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
-        from transpiler.engine.templates import TemplateError, render, render_nodes, render_strings
+        from transpiler.engine.templates import TemplateError, reads, render, render_nodes, render_strings
 
-        context = self.template_context(graph, node)
+        outputs_text = [rule.outputs] if isinstance(rule.outputs, str) else list(rule.outputs or [])
+        context = self.template_context(graph, node, reads([rule.spec] + outputs_text))
         specs = render_nodes(rule.spec, context)
         if not all(self.available(s.op, frozenset([node.op])) for s in specs):
             return None
@@ -320,12 +321,10 @@ class RulePass:
         return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
 
     # ---- decomposition plumbing ------------------------------------------
-    def template_context(self, graph: Graph, node: Node) -> dict:
+    def template_context(self, graph: Graph, node: Node, reads: Optional[frozenset] = None) -> dict:
+        """What a template of a rule matching `node` sees; with `reads` (the names its templates read, as
+        templates.reads finds them), only those of the costly entries (attrs, dtypes, shapes) are made."""
         source = self.source_def(node.op)
-        attrs = {k: plain(v) for k, v in node.attrs.items()}
-        for attr in source.attr if source else ():
-            if attr.name not in attrs and attr.HasField("default_value"):
-                attrs[attr.name] = plain(attr.default_value)
         inputs = graph.inputs(node.name)
 
         def const(index: int):
@@ -337,10 +336,25 @@ class RulePass:
             name = inputs[index].node if 0 <= index < len(inputs) else None
             return {k: plain(v) for k, v in graph[name].attrs.items()} if name in graph else {}
 
-        return {"name": node.name, "op": node.op, "inputs": [str(t) for t in inputs],
-                "attrs": attrs, "dtypes": opdefs.input_dtypes(source, node.attrs), "shapes": [known_shape(graph, t) for t in inputs],
-                "device": node.device, "target": self.opset.release, "has_op": self.opset.has_op, "const": const,
-                "producer_attrs": producer_attrs}
+        context = {"name": node.name, "op": node.op, "inputs": [str(t) for t in inputs], "device": node.device,
+                   "target": self.opset.release, "has_op": self.opset.has_op, "const": const,
+                   "producer_attrs": producer_attrs}
+        if reads is None or "attrs" in reads:
+            context["attrs"] = self._plain_attrs(node, source)
+        if reads is None or "dtypes" in reads:
+            context["dtypes"] = opdefs.input_dtypes(source, node.attrs)
+        if reads is None or "shapes" in reads:
+            context["shapes"] = [known_shape(graph, t) for t in inputs]
+        return context
+
+    @staticmethod
+    def _plain_attrs(node: Node, source: Optional[op_def_pb2.OpDef]) -> dict:
+        """The node's attrs as plain data, with the OpDef's defaults for those it does not set."""
+        attrs = {k: plain(v) for k, v in node.attrs.items()}
+        for attr in source.attr if source else ():
+            if attr.name not in attrs and attr.HasField("default_value"):
+                attrs[attr.name] = plain(attr.default_value)
+        return attrs
 
     def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
         original_inputs = graph.inputs(node.name)

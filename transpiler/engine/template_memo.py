@@ -49,11 +49,34 @@ _NOT_PLAIN = object()
 
 
 @functools.lru_cache(maxsize=1024)
+def _parsed(source: str, env) -> Optional[nodes.Template]:
+    """The template's syntax tree, or None when it does not parse (its render raises the error)."""
+    try:
+        return env.parse(source)
+    except Exception:
+        return None
+
+
+#: Tags through which a template may hand its context to another template (an import only `with context`).
+_INCLUDING = (nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)
+
+
+@functools.lru_cache(maxsize=1024)
+def reads(source: str, env) -> Optional[frozenset]:
+    """The context names `source` reads (macro bodies included), or None when that cannot be told (it does
+    not parse, or includes another template or imports one `with context`, which may read the context too;
+    an import without context, jinja2's default, gives the imported macros none of it)."""
+    tree = _parsed(source, env)
+    if tree is None or any(getattr(tag, "with_context", True) for tag in tree.find_all(_INCLUDING)):
+        return None
+    return frozenset(meta.find_undeclared_variables(tree))
+
+
+@functools.lru_cache(maxsize=1024)
 def _reads(source: str, env) -> Optional[frozenset]:
     """The context names `source` reads, if it only ever writes the node's names straight out; else None."""
-    try:
-        tree = env.parse(source)
-    except Exception:
+    tree = _parsed(source, env)
+    if tree is None:
         return None
     used = meta.find_undeclared_variables(tree)
     if not used <= _DATA | _TARGET_HELPERS | _PURE_GLOBALS | _NAMES:

@@ -81,6 +81,12 @@ def _compiled(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
+def reads(sources: List[str]) -> Optional[frozenset]:
+    """The context names templates `sources` read, or None when that is not known (any name may be read)."""
+    found = [template_memo.reads(source, _ENV) for source in sources]
+    return None if None in found else frozenset().union(*found)
+
+
 def render_text(source: str, context: Dict[str, Any]) -> str:
     """`source` rendered with `context` within the sandbox's limits; any failure is a TemplateError."""
     try:
