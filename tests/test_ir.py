@@ -270,3 +270,21 @@ def test_firings_of_one_template_shape_get_attrs_of_their_own():
     assert alphas[0] == alphas[1] == alphas[2] and alphas[0] is not alphas[1]
     alphas[0].tensor.float_val[0] = 3.0
     assert list(alphas[1].tensor.float_val) == [0.5] and graph["bb/pos"].attrs["T"] is not graph["cc/pos"].attrs["T"]
+
+
+def test_len_counts_what_nodes_yields_without_arguments_or_names_only_an_edge_gave():
+    graph = lift(text_format.Parse(SMALL, graph_pb2.GraphDef()))
+    graph.add_node("late", "Identity", ["not_yet"])  # "not_yet" is a name an edge made, not a node
+    assert len(graph) == len(list(graph.nodes)) and "not_yet" not in graph
+    for function in graph.functions.values():
+        assert len(function) == len(list(function.nodes)) < len(function._node)
+
+
+def test_names_among_keeps_node_order_and_leaves_out_arguments_and_edge_only_names():
+    graph = lift(text_format.Parse(SMALL, graph_pb2.GraphDef()))
+    graph.add_node("late", "Identity", ["not_yet"])
+    order = [n.name for n in graph.nodes]
+    assert graph.names_among(set(order[::-1][:3]) | {"not_yet", "nowhere"}) == order[-3:]
+    for function in graph.functions.values():
+        args = [name for name, data in function._node.items() if data["node"].op == ARG_OP]
+        assert args and function.names_among(set(function._node)) == [n.name for n in function.nodes]

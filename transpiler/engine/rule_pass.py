@@ -157,7 +157,7 @@ class RulePass:
         pending: Optional[set] = None  # the first round visits every node
         for _ in range(MAX_ROUNDS):
             changed, revisit = False, set()
-            for name in [n.name for n in graph.nodes if pending is None or n.name in pending]:
+            for name in [n.name for n in graph.nodes] if pending is None else graph.names_among(pending):
                 if name in graph:
                     touched = self._rewrite_node(graph, graph[name], function)
                     if touched is not None:

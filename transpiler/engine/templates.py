@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import json
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import jinja2
 import yaml
@@ -227,11 +227,10 @@ def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
     text = render_text(source, context)
     names = _node_names(context)
     if _cacheable(text, names):
-        shapes = _spec_shapes(_abstracted(text, names))
-        if shapes is not None:
-            fill = _fill_list(names)
+        recipes = _spec_recipes(_abstracted(text, names))
+        if recipes is not None:
             try:
-                return [_filled_spec(spec, fields, fill) for spec, fields in shapes]
+                return [_filled_spec(recipe, names) for recipe in recipes]
             except _NotAString:
                 pass  # read as it is below
     items = _parsed(text, names)
@@ -241,10 +240,10 @@ def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
 
 
 @functools.lru_cache(maxsize=256)
-def _spec_shapes(shape: str) -> Optional[tuple]:
-    """(NodeSpec, the names of its fields with placeholders) of each node of a rendered shape, or None when
-    it is no valid node list: parsed and checked once per shape, since filling names into strings changes no
-    type (and any failure is left to the text itself, for the error message its names give)."""
+def _spec_recipes(shape: str) -> Optional[tuple]:
+    """How to make each node of a rendered shape for given names: a `_recipe` per NodeSpec, or None when it is
+    no valid node list. Parsed and checked once per shape, since filling names into strings changes no type (and
+    any failure is left to the text itself, for the error message its names give)."""
     try:
         items = _load_shape(shape)
         if not isinstance(items, list) or not items:
@@ -252,11 +251,25 @@ def _spec_shapes(shape: str) -> Optional[tuple]:
         specs = [_node_spec(item) for item in items]
     except (yaml.YAMLError, TemplateError):
         return None
-    return tuple((spec, frozenset(f for f in _SPEC_FIELDS if _has_placeholder(getattr(spec, f)))) for spec in specs)
+    return tuple(_recipe(spec) for spec in specs)
 
 
-#: The NodeSpec fields, in the order of its constructor.
-_SPEC_FIELDS = ("name", "op", "inputs", "attrs", "control_inputs", "device")
+#: A placeholder in a shape: its index is the character after _OPEN (see _placeholder).
+_PLACEHOLDER = re.compile("\uE000([\uE100-\uF8FF])\uE001*")
+
+
+def _pieces(value: str) -> Union[str, tuple]:
+    """`value` itself when it has no placeholder, else its text split at placeholders: literal strings and, for
+    each placeholder, the index of the name it stands for."""
+    if _OPEN not in value:
+        return value
+    parts: List[Union[str, int]] = []
+    for i, part in enumerate(_PLACEHOLDER.split(value)):
+        if i % 2:
+            parts.append(ord(part) - _FIRST)
+        elif part:
+            parts.append(part)
+    return tuple(parts)
 
 
 def _has_placeholder(value: Any) -> bool:
@@ -269,19 +282,30 @@ def _has_placeholder(value: Any) -> bool:
     return False
 
 
-def _filled_spec(spec: NodeSpec, fields: frozenset, fill: List[tuple]) -> NodeSpec:
-    """A NodeSpec of a shape with the names back in `fields` (those with placeholders); what `_node_spec` of
-    the filled-in parse gives. The other fields are the shape's own: its strings, fresh lists and a fresh
-    attrs dict of the same (shared, read-only) values, so a firing fills in a few strings only."""
-    return NodeSpec(*[_filled(value, fill) if field in fields else _fresh(value)
-                      for field, value in zip(_SPEC_FIELDS, (spec.name, spec.op, spec.inputs, spec.attrs,
-                                                             spec.control_inputs, spec.device))])
+def _recipe(spec: NodeSpec) -> tuple:
+    """(name, op, inputs, attrs, attrs with placeholders?, control inputs, device) of a shape's NodeSpec: strings
+    as `_pieces`, attrs as they are (filled with `_filled` in the rare template that writes a name into one)."""
+    return (_pieces(spec.name), spec.op, [_pieces(t) for t in spec.inputs], spec.attrs, _has_placeholder(spec.attrs),
+            [_pieces(t) for t in spec.control_inputs], _pieces(spec.device) if spec.device else spec.device)
 
 
-def _fresh(value: Any) -> Any:
-    """A field of a shape's NodeSpec as a firing's spec holds it: lists and dicts copied one level deep."""
-    kind = type(value)
-    return list(value) if kind is list else dict(value) if kind is dict else value
+def _filled_spec(recipe: tuple, names: List[str]) -> NodeSpec:
+    """The NodeSpec of a shape's `_recipe` with `names` back in its strings: what `_node_spec` of the filled-in
+    parse gives. Its lists and attrs dict are fresh; the attr values are the shape's own (shared, read-only)."""
+    name, op, inputs, attrs, attrs_named, control, device = recipe
+    return NodeSpec(_fill(name, names), op, [_fill(t, names) for t in inputs],
+                    _filled(attrs, _fill_list(names)) if attrs_named else dict(attrs),
+                    [_fill(t, names) for t in control], _fill(device, names) if device else device)
+
+
+def _fill(pieces: Union[str, tuple], names: List[str]) -> str:
+    """A string of `_pieces` with the names in; _NotAString if it would read as no string."""
+    if type(pieces) is str:
+        return pieces
+    value = "".join([names[p] if type(p) is int else p for p in pieces])
+    if not _reads_as_string(value):
+        raise _NotAString(value)
+    return value
 
 
 def render_strings(items: List[str], context: Dict[str, Any]) -> List[str]:

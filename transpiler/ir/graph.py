@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import gc
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -169,12 +170,12 @@ class Graph:
         return node
 
     def __len__(self) -> int:
-        """The number of real nodes (what `nodes` yields), counted without a generator step per node."""
-        count = 0
-        for data in self._node.values():
-            node = data.get("node")
-            if node is not None and node.op != ARG_OP:
-                count += 1
+        """The number of real nodes (what `nodes` yields), counted without a Python step per node (the pass log
+        counts them after every pass): only a function body has argument nodes to leave out."""
+        found = list(map(dict.get, self._node.values(), itertools.repeat("node")))
+        count = len(found) - found.count(None)
+        if self.in_function:
+            count -= sum(1 for node in found if node is not None and node.op == ARG_OP)
         return count
 
     @property
@@ -184,6 +185,16 @@ class Graph:
             node = data.get("node")
             if node is not None and node.op != ARG_OP:
                 yield node
+
+    def names_among(self, names: set) -> List[str]:
+        """The names of real nodes among `names`, in the order of `nodes`: a walk of the names alone, which a
+        rule pass's later rounds take over the whole graph (no Node is looked at outside `names`)."""
+        found = []
+        for name in filter(names.__contains__, self._node):
+            node = self._node[name].get("node")
+            if node is not None and node.op != ARG_OP:
+                found.append(name)
+        return found
 
     def nodes_by_op(self, *ops: str) -> List[Node]:
         return [n for n in self.nodes if n.op in ops]
