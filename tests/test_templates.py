@@ -36,6 +36,16 @@ def test_names_filled_into_a_shared_shape_read_as_the_text_itself():
     assert render_nodes(SHAPED, {"name": "ab", "inputs": ["truth"], "attrs": {}})[0].inputs == ["truth"]
 
 
+def test_a_name_spelled_like_an_op_or_an_attr_key_stays_what_the_text_says():
+    """A node named `Relu` or `T` puts a placeholder in the shape where the text has the op or an attr key: each
+    firing still gets the op and attrs its own text reads as."""
+    for name, source in (("Relu", "x1"), ("ab", "Neg"), ("T", "x1")):
+        nodes = render_nodes(SHAPED, {"name": name, "inputs": [source], "attrs": {}})
+        assert [(n.name, n.op, n.inputs) for n in nodes] == [(name + "/a", "Neg", [source]),
+                                                              (name, "Relu", [name + "/a"])]
+        assert nodes[1].attrs == {"T": "DT_FLOAT", "k": {"v": [1, 2]}}
+
+
 @pytest.mark.parametrize("value", ["c0/n1", "true", "True", "n1", "1.5", "~", "null", "y", "Yes", "abc", "0x1f",
                                    ".inf", "<<", "=", "-1", "on", "", "2001-12-14", "_x"])
 def test_reads_as_string_is_the_resolvers_answer(value):

@@ -284,8 +284,9 @@ def _has_placeholder(value: Any) -> bool:
 
 def _recipe(spec: NodeSpec) -> tuple:
     """(name, op, inputs, attrs, attrs with placeholders?, control inputs, device) of a shape's NodeSpec: strings
-    as `_pieces`, attrs as they are (filled with `_filled` in the rare template that writes a name into one)."""
-    return (_pieces(spec.name), spec.op, [_pieces(t) for t in spec.inputs], spec.attrs, _has_placeholder(spec.attrs),
+    as `_pieces` (any of them, the op too: a name may be spelled like an op, `Const`, and the shape then has a
+    placeholder there), attrs as they are (filled with `_filled` in the rare shape with a name in one)."""
+    return (_pieces(spec.name), _pieces(spec.op), [_pieces(t) for t in spec.inputs], spec.attrs, _has_placeholder(spec.attrs),
             [_pieces(t) for t in spec.control_inputs], _pieces(spec.device) if spec.device else spec.device)
 
 
@@ -293,7 +294,7 @@ def _filled_spec(recipe: tuple, names: List[str]) -> NodeSpec:
     """The NodeSpec of a shape's `_recipe` with `names` back in its strings: what `_node_spec` of the filled-in
     parse gives. Its lists and attrs dict are fresh; the attr values are the shape's own (shared, read-only)."""
     name, op, inputs, attrs, attrs_named, control, device = recipe
-    return NodeSpec(_fill(name, names), op, [_fill(t, names) for t in inputs],
+    return NodeSpec(_fill(name, names), _fill(op, names), [_fill(t, names) for t in inputs],
                     _filled(attrs, _fill_list(names)) if attrs_named else dict(attrs),
                     [_fill(t, names) for t in control], _fill(device, names) if device else device)
 
