@@ -21,7 +21,7 @@ from transpiler.engine.rule_pass import Firing
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.io.protos import meta_graph_pb2
 from transpiler.io.readers import Kind, Model, read_model
-from transpiler.ir.graph import GraphDefIR, lift
+from transpiler.ir.graph import GraphDefIR, lift, young_collections_only
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
@@ -64,10 +64,13 @@ def convert(path: Path, out: Path, options: ConvertOptions) -> Report:
     options = options.replace(output_form=FORMS[output_kind(Path(out))])
     if options.freeze and options.output_form != "graph_def":
         raise TranspileError("--freeze writes a frozen GraphDef: name OUT *.pb or *.pbtxt")
-    result = plan(read_model(path, options.checkpoint), options)
-    if result.report.blocking:
-        raise IncompatibleModel(result.report.summary(), result.report)
-    write(result, Path(out))
+    # The IR makes no reference cycles, and a full collection walks all of it: every stage of a big graph's
+    # conversion (lift, passes, validating, ordering, lowering, writing) allocates enough to trigger many.
+    with young_collections_only():
+        result = plan(read_model(path, options.checkpoint), options)
+        if result.report.blocking:
+            raise IncompatibleModel(result.report.summary(), result.report)
+        write(result, Path(out))
     return result.report
 
 
