@@ -30,7 +30,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import google_crc32c
 
 from transpiler.errors import TranspileError
-from transpiler.io.copying import ByteCopier
+from transpiler.io.copying import ByteCopier, open_for_writing
 from transpiler.options import Progress
 
 MAGIC = 0xDB4775248B80FB57
@@ -571,7 +571,7 @@ def _stage_extra(extra: Mapping[str, object], shard: int, entries: Entries, out_
     """A data shard holding the `extra` tensors, their entries added to `entries`."""
     tmp = _temp_path(out_prefix)
     offset = 0
-    with open(tmp, "wb") as f:
+    with open_for_writing(tmp) as f:
         for key, value in extra.items():
             entry, data = encode_tensor(value)
             entry.shard_id, entry.offset = shard, offset
