@@ -127,6 +127,11 @@ def budget() -> Budget:
 def size(value: Any, limit: int) -> int:
     """About the characters of ``str(value)``: strings by length, each element of a list, tuple or
     dict one more, ints by digits, protobuf messages by their byte size. Stops counting past `limit`."""
+    kind = type(value)
+    if kind is str:  # most values a render sizes (every output and `~` part): no walk
+        return 1 + len(value)
+    if kind in _SCALARS:
+        return 1 if kind is not int else 1 + value.bit_length() // 3
     total, todo = 0, [value]
     while todo and total <= limit:
         item = todo.pop()
