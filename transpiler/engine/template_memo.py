@@ -49,8 +49,11 @@ _NOT_PLAIN = object()
 
 
 @functools.lru_cache(maxsize=1024)
-def _parsed(source: str, env) -> Optional[nodes.Template]:
-    """The template's syntax tree, or None when it does not parse (its render raises the error)."""
+def parsed(source: str, env) -> Optional[nodes.Template]:
+    """The template's syntax tree, or None when it does not parse (its render raises the error).
+
+    One tree serves the analyses here and the compilation (templates._compiled): jinja2's optimizer
+    folds constant expressions in place when compiling, which changes no name the analyses look at."""
     try:
         return env.parse(source)
     except Exception:
@@ -66,21 +69,19 @@ def reads(source: str, env) -> Optional[frozenset]:
     """The context names `source` reads (macro bodies included), or None when that cannot be told (it does
     not parse, or includes another template or imports one `with context`, which may read the context too;
     an import without context, jinja2's default, gives the imported macros none of it)."""
-    tree = _parsed(source, env)
+    tree = parsed(source, env)
     if tree is None or any(getattr(tag, "with_context", True) for tag in tree.find_all(_INCLUDING)):
         return None
     return frozenset(meta.find_undeclared_variables(tree))
 
 
 @functools.lru_cache(maxsize=1024)
-def _reads(source: str, env) -> Optional[frozenset]:
+def memo_reads(source: str, env) -> Optional[frozenset]:
     """The context names `source` reads, if it only ever writes the node's names straight out; else None."""
-    tree = _parsed(source, env)
-    if tree is None:
+    used = reads(source, env)
+    if used is None or not used <= _DATA | _TARGET_HELPERS | _PURE_GLOBALS | _NAMES:
         return None
-    used = meta.find_undeclared_variables(tree)
-    if not used <= _DATA | _TARGET_HELPERS | _PURE_GLOBALS | _NAMES:
-        return None
+    tree = parsed(source, env)
     if any(True for _ in tree.find_all(_OPAQUE)):
         return None
     written = set()
@@ -94,7 +95,7 @@ def _reads(source: str, env) -> Optional[frozenset]:
                 written.add(id(child.node))
     if any(n.name in _NAMES and id(n) not in written for n in tree.find_all(nodes.Name)):
         return None
-    return frozenset(used)
+    return used
 
 
 def _key(source: str, used: frozenset, context: Dict[str, Any], names: List[str]) -> Optional[tuple]:
@@ -111,9 +112,10 @@ def _placeholder(index: int, name: str) -> str:
     return _OPEN + chr(_FIRST + index) + _PAD * (len(name) - 2)
 
 
-def render(source: str, context: Dict[str, Any], env, real: Callable[[Dict[str, Any]], str]) -> str:
-    """`real(context)` (the template rendered in the sandbox), from the memo when the template allows."""
-    used = _reads(source, env)
+def render(source: str, used: Optional[frozenset], context: Dict[str, Any],
+           real: Callable[[Dict[str, Any]], str]) -> str:
+    """`real(context)` (template `source` rendered in the sandbox), from the memo when the template allows:
+    `used` is its memo_reads (None: it does not)."""
     inputs = context.get("inputs")
     names = [context.get("name")] + (list(inputs) if isinstance(inputs, list) else [])
     if used is None or not isinstance(inputs, list) or len(names) > 0x1000 or \

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Union
 import jinja2
 import yaml
 
-from transpiler.engine import RuleError, safe_yaml, template_memo
+from transpiler.engine import RuleError, safe_yaml, template_code, template_memo
 from transpiler.engine.builtin import builtin_rules_dir
 from transpiler.engine.sandbox import LimitedSandbox
 
@@ -42,9 +42,19 @@ def _load_macros(name: str) -> Optional[str]:
     return (builtin_rules_dir() / name).read_text()
 
 
+class _MacroLoader(jinja2.FunctionLoader):
+    """Loads the shared macros, compiled once for every process (template_code.py)."""
+
+    def load(self, environment: jinja2.Environment, name: str, globals=None) -> jinja2.Template:
+        source, filename, uptodate = self.get_source(environment, name)
+        code, _, _ = template_code.cached(name + "\0" + source,
+                                          lambda _: (environment.compile(source, name, filename), None, None))
+        return environment.template_class.from_code(environment, code, environment.make_globals(globals), uptodate)
+
+
 #: `{{ x | tojson }}` writes any value as YAML-compatible JSON (lists, floats, strings).
 _ENV = LimitedSandbox(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      loader=jinja2.FunctionLoader(_load_macros), extra_filters={"tojson": json.dumps})
+                      loader=_MacroLoader(_load_macros), extra_filters={"tojson": json.dumps})
 
 
 class TemplateError(RuleError, ValueError):
@@ -76,22 +86,46 @@ def check_template(source: str) -> Optional[str]:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Facts:
+    """What rendering a template needs to know of it: its compiled form and what it reads."""
+
+    template: jinja2.Template
+    #: The context names it reads (None: not known, any may be read).
+    reads: Optional[frozenset]
+    #: The same when it only writes the node's names straight out (template_memo may stand in), else None.
+    memo_reads: Optional[frozenset]
+
+
 @functools.lru_cache(maxsize=4096)
-def _compiled(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
+def _facts(source: str) -> _Facts:
+    """The template's facts, from the code an earlier process compiled when there is one (template_code.py);
+    a source that does not parse raises its TemplateSyntaxError."""
+    def analysed(_: str) -> tuple:
+        tree = template_memo.parsed(source, _ENV)
+        if tree is None:
+            _ENV.parse(source)  # raises the syntax error
+        return _ENV.compile(tree), template_memo.reads(source, _ENV), template_memo.memo_reads(source, _ENV)
+
+    code, used, memo_used = template_code.cached(source, analysed)
+    return _Facts(_ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None), used, memo_used)
 
 
 def reads(sources: List[str]) -> Optional[frozenset]:
     """The context names templates `sources` read, or None when that is not known (any name may be read)."""
-    found = [template_memo.reads(source, _ENV) for source in sources]
+    try:
+        found = [_facts(source).reads for source in sources]
+    except Exception:  # a template that does not parse: its render reports it
+        return None
     return None if None in found else frozenset().union(*found)
 
 
 def render_text(source: str, context: Dict[str, Any]) -> str:
     """`source` rendered with `context` within the sandbox's limits; any failure is a TemplateError."""
     try:
+        facts = _facts(source)
         # once per kind of node when the template only writes the node's names out (template_memo.py)
-        return template_memo.render(source, context, _ENV, lambda ctx: _ENV.render(_compiled(source), ctx))
+        return template_memo.render(source, facts.memo_reads, context, lambda ctx: _ENV.render(facts.template, ctx))
     except Exception as exc:
         raise TemplateError("template%s: %s" % (_line_of(exc), _describe(exc))) from None
 
