@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from transpiler.backends.node_order import needs_producers_first, producers_first
 from transpiler.errors import TranspileError
 from transpiler.io.checkpoints import checkpoint_files, copy_checkpoint
 from transpiler.io.protos import graph_pb2, meta_graph_pb2, saved_model_pb2, text_format
@@ -109,12 +108,12 @@ def _init_op_as_main_op(mg: meta_graph_pb2.MetaGraphDef) -> None:
 
 
 def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
-                progress: Optional[Progress] = None, link: bool = False, ordered: bool = False) -> None:
+                progress: Optional[Progress] = None, link: bool = False) -> None:
     """Write `model` (already rewritten) to `out` in the form OUT's name asks for (`output_kind`);
     `progress` hears of the checkpoint bytes copied. With `link`, the checkpoint's data shards are
-    hard links to the input's (copies across file systems). `ordered`: the graphs list producers first
-    already (lowered so: node_order.producers_first_order), so a target that imports in file order takes
-    them as they are."""
+    hard links to the input's (copies across file systems). Nodes are written in the order they are
+    given: for a target that imports in file order (node_order.needs_producers_first), the caller lowers
+    the graphs producers first (the pipeline does, from the IR's edges: node_order.producers_first_order)."""
     out = Path(out)
     kind = output_kind(out)
     if _same_file_form(model, out):
@@ -122,8 +121,6 @@ def write_model(model: Model, out: Path, opset: Opset, force: bool = False,
     _check_form(model, kind, out)
     for mg in model.meta_graphs:
         stamp_target(mg, opset)
-        if needs_producers_first(opset) and not ordered:
-            producers_first(mg.graph_def)  # TF 1.4-1.7 import in file order (IndexError otherwise)
         if _is_text(model, kind, out):
             drop_text_debug_info(mg, opset)
     # The one place checkpoint options are known: the form writers only say where the checkpoint goes.

@@ -204,11 +204,10 @@ def write(result: Plan, out: Path) -> None:
         from transpiler.passes.freeze import freeze_model
 
         freeze_model(model, result.irs[0])
-    ordered = needs_producers_first(result.opset)  # lowered in that order here, from the IR's own edges
+    ordered = needs_producers_first(result.opset)  # TF 1.4-1.7 import in file order: the IR's edges give it
     for mg, ir in zip(model.meta_graphs, result.irs):
         mg.graph_def.CopyFrom(ir.lower(producers_first_order(ir) if ordered else None))
-    write_model(model, out, result.opset, result.options.force, result.options.progress, result.options.link,
-                ordered=ordered)
+    write_model(model, out, result.opset, result.options.force, result.options.progress, result.options.link)
 
 
 def _write_upgrade(result: Plan, out: Path) -> None:
