@@ -66,12 +66,15 @@ def test_an_unwritable_cache_is_harmless(cache, monkeypatch, tmp_path):
     assert template_code.cached("a template", analyse)[1] == frozenset({"name"})
 
 
-def test_at_most_max_files_are_written(cache, monkeypatch):
+def test_at_most_max_files_are_kept_and_a_full_store_starts_over(cache, monkeypatch):
     monkeypatch.setattr(template_code, "MAX_FILES", 2)
     analyse, _ = _counting()
     for i in range(4):
         template_code.cached("template %d" % i, analyse)
-    assert len(list(cache.iterdir())) == 2
+    assert sorted(cache.iterdir()) == sorted(template_code.path_for("template %d" % i) for i in (0, 1))
+    monkeypatch.setattr(template_code, "_room", None)   # the next process finds the store full
+    template_code.cached("template 9", analyse)
+    assert list(cache.iterdir()) == [template_code.path_for("template 9")]
 
 
 def test_a_template_renders_from_stored_code_without_compiling(cache, monkeypatch):

@@ -13,8 +13,8 @@ The trust is Python's own for ``__pycache__``: whoever can write there can
 change the package's modules too. As Python does, nothing is written when
 bytecode writing is off (``-B``, ``PYTHONDONTWRITEBYTECODE``) or the directory
 is not writable, and a missing or damaged file is compiled anew. At most
-MAX_FILES are written, so hostile rule files with many templates cannot fill
-the disk.
+MAX_FILES are kept (the store starts over when full), so hostile rule files
+with many templates cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -87,12 +87,19 @@ def _read(path: Path) -> Optional[Facts]:
 
 
 def _take_room() -> bool:
-    """Whether one more file may be written (the directory is counted once per process)."""
+    """Whether one more file may be written. The directory is counted once per process; when it holds
+    MAX_FILES, they are removed and it starts over (files of edited rules or of an older package pile up
+    otherwise, and a reader that loses one compiles the template)."""
     global _room
     if _room is None:
         try:
-            _room = MAX_FILES - sum(1 for entry in os.scandir(CACHE_DIR) if entry.name.startswith(_PREFIX))
+            kept = [entry.path for entry in os.scandir(CACHE_DIR) if entry.name.startswith(_PREFIX)]
         except OSError:
-            _room = MAX_FILES
+            kept = []
+        if len(kept) >= MAX_FILES:
+            for path in kept:
+                Path(path).unlink(missing_ok=True)
+            kept = []
+        _room = MAX_FILES - len(kept)
     _room -= 1
     return _room >= 0
