@@ -19,8 +19,10 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(template_code, "_room", None)
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     templates._facts.cache_clear()
+    templates._ENV.cache.clear()    # jinja2's own cache of loaded templates (the macros an earlier test loaded)
     yield tmp_path / "__pycache__"
     templates._facts.cache_clear()
+    templates._ENV.cache.clear()
 
 
 def _counting():
