@@ -5,7 +5,7 @@ templates take 0.9 s (BERT's eight about 0.25 s, einsum's alone 0.1 s), on
 every run. The code it makes, and what the template reads of its context (template_memo's
 analyses, another walk of the tree), depend only on the template's text, jinja2's
 version, the interpreter (marshal's format) and this package's code generator
-and environment (sandbox.py, templates.py). So it is stored, marshalled,
+and environment (sandbox.py, templates.py, template_memo.py). So it is stored, marshalled,
 under that hash in the package's ``engine/__pycache__/``, where Python keeps
 the bytecode of these modules; a template then needs neither parsing nor compiling.
 

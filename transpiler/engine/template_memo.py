@@ -52,7 +52,7 @@ _NOT_PLAIN = object()
 def parsed(source: str, env) -> Optional[nodes.Template]:
     """The template's syntax tree, or None when it does not parse (its render raises the error).
 
-    One tree serves the analyses here and the compilation (templates._compiled): jinja2's optimizer
+    One tree serves the analyses here and the compilation (templates._facts): jinja2's optimizer
     folds constant expressions in place when compiling, which changes no name the analyses look at."""
     try:
         return env.parse(source)
