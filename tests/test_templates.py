@@ -55,3 +55,25 @@ def test_reads_as_string_is_the_resolvers_answer(value):
 
     expected = templates._RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == templates._STR_TAG
     assert templates._reads_as_string(value) == expected
+
+
+def test_nodes_from_the_memos_shape_are_the_texts_own_and_share_one_recipe_per_key():
+    """shaped_nodes fills the names into the parse of the memo's text for placeholders: the specs are those
+    the text itself parses to, tensor names with ports too, and one key's contexts share the recipes a caller
+    keys its own work on; a name that would read as no string there, or is no name, is read from the text."""
+    from transpiler.engine import templates
+
+    def from_text(context):
+        return templates._rendered_nodes(templates.render_text(SHAPED, context), templates._node_names(context))
+
+    contexts = [{"name": n, "inputs": [i], "attrs": {}} for n, i in
+                [("n1", "x1"), ("n2", "y:1"), ("p3", "z/q:12"), ("n4", "a>b-c.d_e"), ("m5", "w6")]]
+    found = [templates.shaped_nodes(SHAPED, context) for context in contexts]
+    for context, (specs, recipes) in zip(contexts, found):
+        assert specs == from_text(context) and recipes is not None
+    assert found[0][1] is found[4][1] and found[1][1] is not found[0][1]  # one key: the names' lengths
+    assert found[1][0][0].inputs == ["y:1"] and found[2][0][0].inputs == ["z/q:12"]
+    for odd in ("1:20", "x y"):  # sexagesimal 80 in YAML 1.1 when plain; a space
+        quoted = SHAPED.replace("[{{ inputs[0] }}]", '["{{ inputs[0] }}"]')
+        specs, recipes = templates.shaped_nodes(quoted, {"name": "n1", "inputs": [odd], "attrs": {}})
+        assert specs[0].inputs == [odd] and recipes is None

@@ -36,6 +36,11 @@ MAX_ATTR_VALUES = 4096
 
 #: A match of these keys alone holds for every node its rule is looked up for (by_op).
 _OP_ONLY = frozenset({"op"})
+#: Match keys that read the node alone (not its inputs, producers or readers).
+_OWN_KEYS = frozenset({"op", "attrs", "default_attrs", "non_default_attrs"})
+#: Template context entries that are the node's own (template_context) or the target's.
+_OWN_READS = frozenset({"name", "op", "attrs", "dtypes", "device", "target", "has_op",
+                        "range", "dict", "lipsum", "cycler", "joiner", "namespace"})  # jinja2's globals
 #: Producers a Const may not take a control edge from (their control output is not a live signal).
 _NO_ANCHOR_OPS = ("Switch", "RefSwitch")
 
@@ -47,6 +52,32 @@ class Firing:
     op: str
     function: Optional[str]
     detail: str = ""
+
+
+@dataclasses.dataclass
+class _Shaped:
+    """What every firing of one decomposition shape on one op shares."""
+
+    #: The shape's recipes (templates.shaped_nodes), kept so that their id stays theirs; None: a one-off render.
+    recipes: Optional[tuple]
+    #: Whether every op it emits can end up in the target.
+    available: bool
+    #: Per node, its AttrValues when the shape fixes them (copied for each firing), else None (built per firing).
+    attrs: List[Optional[Dict[str, attr_value_pb2.AttrValue]]]
+    #: The firing's detail: the ops it emits.
+    detail: str
+
+
+@dataclasses.dataclass
+class _Dispatch:
+    """How the rules pass visits a node of one op."""
+
+    #: (rule, its action, whether its match is the op alone), in the order they are tried.
+    rules: List[Tuple[Rule, Callable, bool]]
+    #: Whether a rule of the op decomposes (the only kind that records `emitted`).
+    decomposes: bool
+    #: Whether a rule's match reads more than the node itself (a change next to the node can change it).
+    looks_around: bool
 
 
 class RuleApplicationError(RuleError):
@@ -85,7 +116,7 @@ class RulePass:
         self._target_attr_names: Dict[str, Optional[frozenset]] = {}
         # Per-op answers every visit or firing asks again (the rules list, the OpDef emitted nodes are built
         # against, an attr's type): looked up once each, since a big graph asks them hundreds of thousands of times.
-        self._rules_for: Dict[str, List[Rule]] = {}
+        self._dispatches: Dict[str, _Dispatch] = {}
         self._defs_for: Dict[str, Optional[op_def_pb2.OpDef]] = {}
         self._attr_types: Dict[Tuple[str, str], str] = {}
         #: (attr type, plain_key of a value) -> the AttrValue it makes: a rule emits the same few attrs on
@@ -95,6 +126,8 @@ class RulePass:
         #: firings (templates.render_nodes): found without plain_key's walk; the value kept keeps its id unique.
         self._shared_values: Dict[Tuple[str, int], Tuple[object, attr_value_pb2.AttrValue]] = {}
         self._available: Dict[Tuple[str, frozenset], bool] = {}
+        #: (id of a template shape's recipes, op matched) -> what firings of that shape share (`_shaped`).
+        self._shapes: Dict[Tuple[int, str], _Shaped] = {}
         self._strip_nothing: Dict[Tuple[str, tuple], bool] = {}
 
     # ---- which rules apply to this target --------------------------------
@@ -153,13 +186,14 @@ class RulePass:
 
     def _fixpoint(self, graph: Graph, function: Optional[str]) -> None:
         """Rounds in node order, as if each visited every node; a round visits only the nodes near a
-        rewrite of the round before (`_around`), since any other node matches as it did at its last visit."""
+        rewrite of the round before (`_rewrite_node`), since any other node matches as it did at its last visit."""
         pending: Optional[set] = None  # the first round visits every node
         for _ in range(MAX_ROUNDS):
             changed, revisit = False, set()
             for name in [n.name for n in graph.nodes] if pending is None else graph.names_among(pending):
-                if name in graph:
-                    touched = self._rewrite_node(graph, graph[name], function)
+                node = graph.get(name)
+                if node is not None:
+                    touched = self._rewrite_node(graph, node, function)
                     if touched is not None:
                         changed = True
                         revisit |= touched
@@ -169,25 +203,52 @@ class RulePass:
         raise TranspileError("rules do not converge on %s (a cycle between rules?)" % (function or "the graph"))
 
     def _rewrite_node(self, graph: Graph, node: Node, function: Optional[str]) -> Optional[set]:
-        """Apply the first rule that fires on `node`; the names whose match may have changed, or None."""
-        rules = self._rules_for.get(node.op)
-        if rules is None:
-            rules = self._rules_for[node.op] = self.by_op.get(node.op, []) + self.by_op.get("*", [])
-        emitted_by = self.emitted.get((function, node.name)) if self.emitted else None
-        for rule in rules:
-            if emitted_by == rule.id or not (rule.match.keys() <= _OP_ONLY or self._matches(rule, graph, node)):
+        """Apply the first rule that fires on `node`; the names whose match may have changed, or None: the nodes
+        it changed or added, and those near them (`_around`) whose rules look beyond the node itself."""
+        dispatch = self._dispatch(node.op)
+        emitted_by = self.emitted.get((function, node.name)) if dispatch.decomposes and self.emitted else None
+        for rule, action, op_only in dispatch.rules:
+            if emitted_by == rule.id or not (op_only or self._matches(rule, graph, node)):
                 continue
             op, name = node.op, node.name
             before = _around(graph, [name]) if rule.action == "decompose" else set()  # the others keep its edges
             self._added = []
             try:
-                detail = getattr(self, "_do_" + rule.action)(rule, graph, node, function)
+                detail = action(rule, graph, node, function)
             except (ValueError, LookupError) as exc:  # TemplateError, AttrError; a bad tensor name or port
                 raise RuleApplicationError("rule '%s' (%s) on node %s: %s" % (rule.id, rule.source, name, exc)) from None
             if detail is not None:
                 self.fired.append(Firing(rule.id, name, op, function, detail))
-                return before | _around(graph, [n for n in [name] + self._added if n in graph])
+                changed = [n for n in [name] + self._added if n in graph]
+                return set(changed) | {n for n in before | _around(graph, changed)
+                                       if (near := graph.get(n)) is not None and self._dispatch(near.op).looks_around}
         return None
+
+    def _dispatch(self, op: str) -> "_Dispatch":
+        """How a node of `op` is visited: its rules (by_op's and those for every op), once per op."""
+        found = self._dispatches.get(op)
+        if found is None:
+            rules = self.by_op.get(op, []) + self.by_op.get("*", [])
+            found = self._dispatches[op] = _Dispatch(
+                [(rule, getattr(self, "_do_" + rule.action), rule.match.keys() <= _OP_ONLY) for rule in rules],
+                any(rule.action == "decompose" for rule in rules),
+                any(self._looks_around(rule) for rule in rules))
+        return found
+
+    @staticmethod
+    def _looks_around(rule: Rule) -> bool:
+        """Whether what `rule` does to a node can depend on more than the node: its match reads its inputs,
+        producers or readers, or its templates (which decide the ops a decomposition emits, and so whether it
+        applies) read more of the context than the node's own name, op and attrs."""
+        if not rule.match.keys() <= _OWN_KEYS:
+            return True
+        if rule.action not in ("decompose", "refuse"):
+            return False
+        from transpiler.engine.templates import reads
+
+        outputs = [rule.outputs] if isinstance(rule.outputs, str) else list(rule.outputs or [])
+        used = reads([rule.spec] + outputs)
+        return used is None or not used <= _OWN_READS
 
     # ---- matching ---------------------------------------------------------
     def _matches(self, rule: Rule, graph: Graph, node: Node) -> bool:
@@ -294,12 +355,13 @@ class RulePass:
         return ", ".join(change + ["removed " + " ".join(removed)] if removed else change) or "attrs set"
 
     def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
-        from transpiler.engine.templates import TemplateError, reads, render, render_nodes, render_strings
+        from transpiler.engine.templates import TemplateError, reads, render, render_strings, shaped_nodes
 
         outputs_text = [rule.outputs] if isinstance(rule.outputs, str) else list(rule.outputs or [])
         context = self.template_context(graph, node, reads([rule.spec] + outputs_text))
-        specs = render_nodes(rule.spec, context)
-        if not all(self.available(s.op, frozenset([node.op])) for s in specs):
+        specs, recipes = shaped_nodes(rule.spec, context)
+        shaped = self._shaped(rule, node.op, specs, recipes)
+        if not shaped.available:
             return None
         names = [s.name for s in specs]
         clash = [n for n in names if n != node.name and n in graph] + [n for n in set(names) if names.count(n) > 1]
@@ -315,10 +377,31 @@ class RulePass:
         else:  # the last node takes the name; an op without outputs (a resource update) hands over control only
             has_outputs = opdefs.output_ports(self.source_def(node.op), node.attrs, graph.in_function)
             outputs = [node.name] if has_outputs else []
-        built = [(s, {k: self._attr(s.op, k, v) for k, v in s.attrs.items()}) for s in specs]
+        built = [(s, _copied(attrs) if attrs is not None else {k: self._attr(s.op, k, v) for k, v in s.attrs.items()})
+                 for s, attrs in zip(specs, shaped.attrs)]
         self._replace(graph, node, built, outputs)
         self.emitted.update(((function, s.name), rule.id) for s in specs)
-        return "%s -> %s" % (rule.op, " + ".join(s.op for s in specs))
+        return shaped.detail
+
+    def _shaped(self, rule: Rule, op: str, specs: List[NodeSpec], recipes: Optional[tuple]) -> "_Shaped":
+        """What a decomposition's nodes give whatever their names, once per shape (`recipes`, from
+        templates.shaped_nodes) and op matched: every node a rule fires on has one of a few shapes."""
+        key = (id(recipes), op)
+        found = self._shapes.get(key) if recipes is not None else None
+        if found is not None and found.recipes is recipes:
+            return found
+        from transpiler.engine.templates import recipe_fixed
+
+        available = all(self.available(s.op, frozenset([op])) for s in specs)
+        fixed = [recipe_fixed(r) for r in recipes] if recipes is not None else [False] * len(specs)
+        attrs = [{k: self._attr(s.op, k, v) for k, v in s.attrs.items()} if available and keep else None
+                 for s, keep in zip(specs, fixed)]
+        found = _Shaped(recipes, available, attrs, "%s -> %s" % (rule.op, " + ".join(s.op for s in specs)))
+        if recipes is not None:
+            if len(self._shapes) >= MAX_ATTR_VALUES:
+                self._shapes.clear()
+            self._shapes[key] = found
+        return found
 
     # ---- decomposition plumbing ------------------------------------------
     def template_context(self, graph: Graph, node: Node, reads: Optional[frozenset] = None) -> dict:
@@ -360,40 +443,40 @@ class RulePass:
         original_inputs = graph.inputs(node.name)
         old_ports = opdefs.output_ports(self.source_def(node.op), _attrs(node), graph.in_function)
         control = graph.control_inputs(node.name)
-        hidden = graph.hide(node.name, "replaced")
-        own = {spec.name: spec.op for spec, _ in built}
-        anchor = self._anchor(graph, original_inputs)
+        own = {spec.name: (spec.op, attrs) for spec, attrs in built}
+        anchor = self._anchor(graph, node.name, original_inputs)
+        nodes = []
         for spec, attrs in built:
-            inputs = [self._template_tensor(graph, own, text) for text in spec.inputs]
+            inputs = [self._template_tensor(own, text, graph.in_function) for text in spec.inputs]
             internal = any(t.node in own for t in inputs)
             roots = [] if internal else control + ([anchor] if anchor and not inputs else [])
-            graph.add_node(spec.name, spec.op, inputs, attrs, node.device if spec.device is None else spec.device,
-                           control_inputs=spec.control_inputs + roots)
-            self._added.append(spec.name)
-        new = {old_ports[i]: self._template_tensor(graph, own, text) for i, text in enumerate(outputs)}
-        graph.replace_node(hidden, new, control_output=built[-1][0].name)
+            nodes.append((spec.name, spec.op, inputs, attrs, node.device if spec.device is None else spec.device,
+                          spec.control_inputs + roots))
+        new = {old_ports[i]: self._template_tensor(own, text, graph.in_function) for i, text in enumerate(outputs)}
+        graph.replace_by(node.name, nodes, new, control_output=built[-1][0].name)
+        self._added.extend(spec.name for spec, _ in built)
 
-    def _anchor(self, graph: Graph, inputs: List[Tensor]) -> Optional[str]:
+    def _anchor(self, graph: Graph, name: str, inputs: List[Tensor]) -> Optional[str]:
         """A node in the original's frame, for template nodes with no inputs (consts in while loops)."""
-        if graph.in_function or not inputs or inputs[0].node not in graph:
+        if graph.in_function or not inputs or inputs[0].node not in graph or inputs[0].node == name:
             return None
         producer = inputs[0].node
         if graph[producer].op not in _NO_ANCHOR_OPS:
             return producer
-        name = graph.unique_name(producer + "/_anchor")
-        graph.add_node(name, "Identity", [inputs[0]], {"T": graph[producer].attrs["T"]}, graph[producer].device)
-        self._added.append(name)
-        return name
+        anchor = graph.unique_name(producer + "/_anchor")
+        graph.add_node(anchor, "Identity", [inputs[0]], {"T": graph[producer].attrs["T"]}, graph[producer].device)
+        self._added.append(anchor)
+        return anchor
 
-    def _template_tensor(self, graph: Graph, own: Dict[str, str], text: str) -> Tensor:
-        """Templates write `node` / `node:1`; in a function body, ports of emitted nodes become `out_arg:i`
-        (so an emitted node's tensor is read in graph form there: `node:1` has no out_arg yet)."""
-        if not graph.in_function or text.partition(":")[0] not in own:
-            return Tensor.parse(text, graph.in_function)
+    def _template_tensor(self, own: Dict[str, Tuple[str, dict]], text: str, in_function: bool) -> Tensor:
+        """Templates write `node` / `node:1`; in a function body, ports of emitted nodes (`own`: name -> (op,
+        attrs)) become `out_arg:i` (so an emitted node's tensor is read in graph form there: `node:1` has no
+        out_arg yet)."""
+        if not in_function or text.partition(":")[0] not in own:
+            return Tensor.parse(text, in_function)
         tensor = Tensor.parse(text)
-        emitted = graph[tensor.node] if tensor.node in graph else None
-        ports = opdefs.output_ports(self._def_for(own[tensor.node]), _attrs(emitted), True)
-        return Tensor(tensor.node, ports[tensor.port])
+        op, attrs = own[tensor.node]
+        return Tensor(tensor.node, opdefs.output_ports(self._def_for(op), attrs, True)[tensor.port])
 
     def _def_for(self, op: str) -> Optional[op_def_pb2.OpDef]:
         """The OpDef a node of `op` is built against: the target's, else the newest known (once per op)."""
@@ -446,6 +529,15 @@ def _around(graph: Graph, names: List[str]) -> set:
                 expanded.add(reader)
                 todo.append(reader)
     return found
+
+
+def _copied(attrs: Dict[str, attr_value_pb2.AttrValue]) -> Dict[str, attr_value_pb2.AttrValue]:
+    """Fresh copies of AttrValues a shape shares, for one node (a later pass may edit its attrs in place)."""
+    copies = {}
+    for key, value in attrs.items():
+        copies[key] = copy = attr_value_pb2.AttrValue()
+        copy.CopyFrom(value)
+    return copies
 
 
 def _show(value) -> str:

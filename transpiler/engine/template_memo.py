@@ -38,8 +38,9 @@ _NAMES = frozenset({"name", "inputs"})
 #: Tags that could hand the names to code the check below does not see.
 _OPAQUE = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends, nodes.Macro, nodes.CallBlock,
            nodes.FilterBlock)
-#: Placeholder i: _OPEN, chr(_FIRST + i), then _PAD up to the name's length (private use characters).
-_OPEN, _PAD, _FIRST = "\uE000", "\uE001", 0xE100
+#: Placeholder i: OPEN, chr(FIRST + i), then PAD up to the name's length: characters of the private use area,
+#: which no name has, YAML reads as plain text, and no implicit type (number, bool, null, date) matches.
+OPEN, PAD, FIRST = "\uE000", "\uE001", 0xE100
 _PRIVATE = re.compile("[\uE000-\uF8FF]")
 #: Rendered texts kept (a few per rule and name length in practice); the memo starts over when full.
 MAX_ENTRIES = 4096
@@ -108,33 +109,44 @@ def _key(source: str, used: frozenset, context: Dict[str, Any], names: List[str]
     return source, tuple(len(n) for n in names), data
 
 
-def _placeholder(index: int, name: str) -> str:
-    return _OPEN + chr(_FIRST + index) + _PAD * (len(name) - 2)
+def placeholder(index: int, name: str) -> str:
+    """The placeholder for names[index] = `name`: as long as the name (two characters at least)."""
+    return OPEN + chr(FIRST + index) + PAD * (len(name) - 2)
 
 
 def render(source: str, used: Optional[frozenset], context: Dict[str, Any],
            real: Callable[[Dict[str, Any]], str]) -> str:
     """`real(context)` (template `source` rendered in the sandbox), from the memo when the template allows:
     `used` is its memo_reads (None: it does not)."""
+    found = shape(source, used, context, real)
+    if found is None:
+        return real(context)
+    text, names = found
+    for index, name in enumerate(names):
+        text = text.replace(placeholder(index, name), name)
+    return text
+
+
+def shape(source: str, used: Optional[frozenset], context: Dict[str, Any],
+          real: Callable[[Dict[str, Any]], str]) -> Optional[Tuple[str, List[str]]]:
+    """(text, names): what `render` fills in, the memo's text for `context` with placeholder i (see
+    `placeholder`) where names[i] is, names being [name] + inputs; the same str object for every context of
+    one key. None when the memo cannot stand in: `real(context)` is then the render."""
     inputs = context.get("inputs")
     names = [context.get("name")] + (list(inputs) if isinstance(inputs, list) else [])
     if used is None or not isinstance(inputs, list) or len(names) > 0x1000 or \
             not all(isinstance(n, str) and len(n) >= 2 and not _PRIVATE.search(n) for n in names):
-        return real(context)
+        return None
     key = _key(source, used, context, names)
     if key is None:
-        return real(context)
+        return None
     if key not in _memo:
-        shape = _shape(context, names, real)
+        text = _shape(context, names, real)
         if len(_memo) >= MAX_ENTRIES:
             _memo.clear()
-        _memo[key] = shape
-    shape = _memo[key]
-    if shape is None:
-        return real(context)
-    for index, name in enumerate(names):
-        shape = shape.replace(_placeholder(index, name), name)
-    return shape
+        _memo[key] = text
+    text = _memo[key]
+    return None if text is None else (text, names)
 
 
 def _shape(context: Dict[str, Any], names: List[str], real: Callable[[Dict[str, Any]], str]) -> Optional[str]:
@@ -143,7 +155,7 @@ def _shape(context: Dict[str, Any], names: List[str], real: Callable[[Dict[str, 
     A render that fails raises: the names reach no operation, so the real render fails the same way
     (rendering a hostile template twice would double the time it takes to refuse it). Only an error
     that quotes a placeholder is left to the real render, for its message."""
-    placeholders = [_placeholder(i, n) for i, n in enumerate(names)]
+    placeholders = [placeholder(i, n) for i, n in enumerate(names)]
     try:
         text = real(dict(context, name=placeholders[0], inputs=placeholders[1:]))
     except Exception as exc:
@@ -151,6 +163,6 @@ def _shape(context: Dict[str, Any], names: List[str], real: Callable[[Dict[str, 
             return None
         raise
     rest = text
-    for placeholder in placeholders:
-        rest = rest.replace(placeholder, "")
+    for stand_in in placeholders:
+        rest = rest.replace(stand_in, "")
     return None if _PRIVATE.search(rest) else text

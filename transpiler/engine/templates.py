@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import json
 import re
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import jinja2
 import yaml
@@ -122,10 +122,15 @@ def reads(sources: List[str]) -> Optional[frozenset]:
 
 def render_text(source: str, context: Dict[str, Any]) -> str:
     """`source` rendered with `context` within the sandbox's limits; any failure is a TemplateError."""
+    return _rendering(template_memo.render, source, context)
+
+
+def _rendering(how: Callable, source: str, context: Dict[str, Any]) -> Any:
+    """`how(source, memo_reads, context, real)` for a template_memo function `how`, any failure a TemplateError:
+    the template is rendered once per kind of node when it only writes the node's names out (template_memo.py)."""
     try:
         facts = _facts(source)
-        # once per kind of node when the template only writes the node's names out (template_memo.py)
-        return template_memo.render(source, facts.memo_reads, context, lambda ctx: _ENV.render(facts.template, ctx))
+        return how(source, facts.memo_reads, context, lambda ctx: _ENV.render(facts.template, ctx))
     except Exception as exc:
         raise TemplateError("template%s: %s" % (_line_of(exc), _describe(exc))) from None
 
@@ -161,10 +166,9 @@ MAX_CACHED_TEXT = 16 * 1024
 _NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./>-]+\Z")
 #: Names one text may have placeholders for (the first ones; the others stay in the text).
 _MAX_NAMES = 256
-#: Placeholder i is _OPEN + chr(_FIRST + i), padded with _PAD to the length of its name (so the shape has the
-#: text's lines, columns and key lengths): characters of the private use area, which no name has, YAML reads
-#: as plain text, and no implicit type (number, bool, null, date) matches.
-_OPEN, _PAD, _FIRST = "\uE000", "\uE001", 0xE100
+#: Placeholders are template_memo's, as long as their names (so the shape has the text's lines, columns and
+#: key lengths).
+_OPEN, _FIRST = template_memo.OPEN, template_memo.FIRST
 #: What a placeholder could change the meaning of (tags, anchors, aliases, escapes), and placeholders.
 _UNCACHED = re.compile("[!&*\\\\\uE000-\uF8FF]")
 #: Resolves plain scalars: a filled-in string must still read as a string unquoted.
@@ -181,10 +185,6 @@ def _node_names(context: Dict[str, Any]) -> List[str]:
     return list(dict.fromkeys(n for n in found if isinstance(n, str) and _NAME.match(n)))[:_MAX_NAMES]
 
 
-def _placeholder(index: int, name: str) -> str:
-    return _OPEN + chr(_FIRST + index) + _PAD * (len(name) - 2)
-
-
 def _cacheable(text: str, names: List[str]) -> bool:
     """Whether `text` may be read from the parse of its shape (see above)."""
     return bool(names) and len(text) <= MAX_CACHED_TEXT and not _UNCACHED.search(text)
@@ -194,12 +194,12 @@ def _abstracted(text: str, names: List[str]) -> str:
     """`text` with the names replaced by their placeholders."""
     shape = text
     for index, name in sorted(enumerate(names), key=lambda item: -len(item[1])):  # longest first
-        shape = shape.replace(name, _placeholder(index, name))
+        shape = shape.replace(name, template_memo.placeholder(index, name))
     return shape
 
 
 def _fill_list(names: List[str]) -> List[tuple]:
-    return [(_placeholder(index, name), name) for index, name in enumerate(names)]
+    return [(template_memo.placeholder(index, name), name) for index, name in enumerate(names)]
 
 
 def _load_abstracted(text: str, names: List[str]) -> Any:
@@ -258,8 +258,41 @@ def _reads_as_string(value: str) -> bool:
 
 def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
     """The node list a template renders; the specs' attr values may be shared between calls (read-only)."""
-    text = render_text(source, context)
-    names = _node_names(context)
+    return shaped_nodes(source, context)[0]
+
+
+def shaped_nodes(source: str, context: Dict[str, Any]) -> Tuple[List[NodeSpec], Optional[tuple]]:
+    """`render_nodes(source, context)`, and the recipes its specs were filled from when the memo stood in for
+    the render (template_memo.py), else None: the same tuple for every context of one memo key, so a caller may
+    key work of its own on it (what follows from the ops and attrs alone, which a recipe holds as they are,
+    `recipe_fixed`)."""
+    found = _rendering(template_memo.shape, source, context)
+    if found is not None and _fills_inertly(*found):
+        recipes = _spec_recipes(found[0])
+        if recipes is not None:
+            try:
+                return [_filled_spec(recipe, found[1]) for recipe in recipes], recipes
+            except _NotAString:
+                pass  # rendered as it is below
+    return _rendered_nodes(render_text(source, context), _node_names(context)), None
+
+
+#: A name the memo's placeholders may be filled back with in parsed YAML: a node name or a tensor name
+#: (`node:N`; YAML ends a plain scalar only at a colon before a space or a flow indicator).
+_INERT_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./>-]*(:[0-9]+)?\Z")
+#: What a placeholder could change the meaning of in a memo's text (its own placeholders aside).
+_UNCACHED_MEMO = re.compile(r"[!&*\\]")
+
+
+def _fills_inertly(text: str, names: List[str]) -> bool:
+    """Whether the parse of the memo's `text` with `names` filled into its strings is the parse of the text with
+    the names in (see "parsing each rendered shape once")."""
+    return len(text) <= MAX_CACHED_TEXT and not _UNCACHED_MEMO.search(text) and \
+        all(_INERT_NAME.match(name) for name in names)
+
+
+def _rendered_nodes(text: str, names: List[str]) -> List[NodeSpec]:
+    """The NodeSpecs of a rendered `text` whose context had the node names `names`."""
     if _cacheable(text, names):
         recipes = _spec_recipes(_abstracted(text, names))
         if recipes is not None:
@@ -271,6 +304,11 @@ def render_nodes(source: str, context: Dict[str, Any]) -> List[NodeSpec]:
     if not isinstance(items, list) or not items:
         raise TemplateError("template must render a non-empty list of nodes")
     return [_node_spec(item) for item in items]
+
+
+def recipe_fixed(recipe: tuple) -> bool:
+    """Whether the NodeSpecs a recipe fills have its op and attrs whatever the names (no name is in them)."""
+    return type(recipe[1]) is str and not recipe[4]
 
 
 @functools.lru_cache(maxsize=256)
@@ -288,7 +326,7 @@ def _spec_recipes(shape: str) -> Optional[tuple]:
     return tuple(_recipe(spec) for spec in specs)
 
 
-#: A placeholder in a shape: its index is the character after _OPEN (see _placeholder).
+#: A placeholder in a shape: its index is the character after _OPEN (see template_memo.placeholder).
 _PLACEHOLDER = re.compile("\uE000([\uE100-\uF8FF])\uE001*")
 
 

@@ -169,6 +169,11 @@ class Graph:
             raise KeyError(name)
         return node
 
+    def get(self, name: str) -> Optional[Node]:
+        """The node named `name`, or None (a name no node has, or only an edge names)."""
+        data = self._node.get(name)
+        return data.get("node") if data is not None else None
+
     def __len__(self) -> int:
         """The number of real nodes (what `nodes` yields), counted without a Python step per node (the pass log
         counts them after every pass): only a function body has argument nodes to leave out."""
@@ -400,6 +405,51 @@ class Graph:
             if control_output is not None:
                 self.add_control_input(consumer, control_output)
         self.remove_node(name)
+
+    def replace_by(self, name: str, nodes: List[tuple], outputs: Dict[Port, Tensor],
+                   control_output: Optional[str] = None) -> None:
+        """Replace node `name` by `nodes`, each (name, op, inputs, attrs, device, control inputs) as `add_node`
+        takes them (one may take the name `name`), its readers of port p reading outputs[p] from then on: the
+        same graph as `hide`, `add_node` of each, then `replace_node` of the hidden node with `outputs` and
+        `control_output`. When the last node takes the name and keeps every port that is read, that is done in
+        place: its readers' edges stay, not moved out and back (O(its inputs), not O(its readers))."""
+        if self._keeps_readers(name, nodes, outputs):
+            self._replace_in_place(name, nodes)
+            return
+        hidden = self.hide(name, "replaced")
+        for new in nodes:
+            self.add_node(*new)
+        self.replace_node(hidden, outputs, control_output=control_output)
+
+    def _keeps_readers(self, name: str, nodes: List[tuple], outputs: Dict[Port, Tensor]) -> bool:
+        """Whether `replace_by` leaves every edge out of `name` as it was: the last node takes the name, no new
+        node reads `name` (the hidden node's readers would be its own), `name` has no control readers (those
+        would move to the end of their control inputs), and each port read stays. (A `name` that reads itself
+        loses that edge either way.)"""
+        if self.in_function or not nodes or nodes[-1][0] != name:
+            return False
+        if any(new[0] == name for new in nodes[:-1]) or \
+                any(_node_of(t) == name for new in nodes for t in new[2]) or any(name in new[5] for new in nodes):
+            return False
+        for keyed in self._succ[name].values():
+            for data in keyed.values():
+                if data["kind"] != "data" or outputs.get(data["src_port"]) != Tensor(name, data["src_port"]):
+                    return False
+        return True
+
+    def _replace_in_place(self, name: str, nodes: List[tuple]) -> None:
+        """`replace_by` when `_keeps_readers`: `name` leaves the node order with its input edges, the other nodes
+        are added, then the last one takes `name` at the end, with `name`'s edges to its readers."""
+        succ, pred = self._succ, self._pred
+        for u in pred[name]:
+            del succ[u][name]
+        readers = succ.pop(name)
+        del pred[name], self._node[name]
+        for new in nodes[:-1]:
+            self.add_node(*new)
+        _, op, inputs, attrs, device, control = nodes[-1]
+        succ[name], pred[name], self._node[name] = readers, {}, {"node": Node(name, op, dict(attrs or {}), device)}
+        self._add_input_edges(name, inputs, control)
 
     def hide(self, name: str, why: str) -> str:
         """Rename `name` out of the way (``name/_why``) so that its replacement can take the name.
@@ -662,6 +712,11 @@ def _data_key(index: int) -> tuple:
         if len(_DATA_KEYS) < _MAX_SHARED:
             _DATA_KEYS[index] = key
     return key
+
+
+def _node_of(tensor: Union[Tensor, str]) -> str:
+    """The node a Tensor, or a tensor name as `add_node` takes it, is an output of."""
+    return tensor.node if isinstance(tensor, Tensor) else tensor.lstrip("^").partition(":")[0]
 
 
 def _first(item: tuple):
