@@ -8,6 +8,7 @@ host TF and, where provisioned, by a real TF 1.4.
 import filecmp
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -267,24 +268,68 @@ def test_corrupt_index_is_a_one_line_error(checkpoints, tmp_path, edit, message)
 
 @pytest.mark.parametrize("where", [0, 1, -1], ids=["first chunk", "second chunk", "last byte"])
 def test_a_flipped_byte_anywhere_in_a_big_tensor_fails_its_checksum(checkpoints, tmp_path, where):
-    """check_bundle reads a tensor in chunks (tb._CHUNK): a damaged byte in any of them is found."""
+    """check_bundle reads a tensor in chunks (tb.CHUNK): a damaged byte in any of them is found."""
     import shutil
 
     src = checkpoints["object"]
     _, entries = tb.read_index(tb.index_filename(src))
     (key,) = [k for k in entries if k.startswith("model/big/")]
     entry = tb.parse_entry(entries[key])
-    assert entry.size > 3 * tb._CHUNK, "the tensor spans several chunks"
+    assert entry.size > 3 * tb.CHUNK, "the tensor spans several chunks"
     bad = tmp_path / "ckpt"
     for path in checkpoint_files(src):
         shutil.copyfile(path, tmp_path / path.name.replace(src.name, "ckpt"))
     tb.check_bundle(bad)   # the copy as it is passes
     (shard,) = tmp_path.glob("ckpt.data-*")
     data = bytearray(shard.read_bytes())
-    data[entry.offset + (entry.size - 1 if where == -1 else where * tb._CHUNK + 5)] ^= 0x01
+    data[entry.offset + (entry.size - 1 if where == -1 else where * tb.CHUNK + 5)] ^= 0x01
     shard.write_bytes(bytes(data))
     with pytest.raises(tb.CorruptCheckpoint, match="tensor %r fails its checksum" % key):
         tb.check_bundle(bad)
+    # copies check as the bytes go by: the same refusal, and nothing of the copy is left
+    from transpiler.io.checkpoints import copy_checkpoint
+
+    copies = [lambda out, link: rename_checkpoint(bad, out, {key: "renamed"}, link=link),
+              lambda out, link: copy_checkpoint(bad, out, link=link)]
+    for index, (copy, link) in enumerate((c, link) for c in copies for link in (False, True)):
+        out = tmp_path / ("out%d" % index)
+        out.mkdir()
+        with pytest.raises(tb.CorruptCheckpoint, match="tensor %r fails its checksum" % key):
+            copy(out / "ckpt", link)
+        assert list(out.iterdir()) == [], (index, list(out.iterdir()))
+
+
+def test_shard_checks_take_chunks_of_any_size_and_ranges_that_overlap():
+    """ShardCheck checks each range's crc32c whatever the chunks the bytes come in: ranges inside one chunk,
+    across several, overlapping, back to back, with gaps; a flipped byte fails the ranges holding it."""
+    import random
+
+    rng = random.Random(3)
+    data = bytes(rng.randrange(256) for _ in range(5000))
+    for _ in range(200):
+        spans = []
+        for _ in range(rng.randint(1, 6)):
+            start = rng.randrange(len(data))
+            stop = min(len(data), start + rng.randint(1, 1500))
+            spans.append((start, stop, tb.masked_crc32c(data[start:stop]), "t%d" % len(spans)))
+        flipped = bytearray(data)
+        at = rng.randrange(len(data))
+        flipped[at] ^= 0x10
+        for feed, failing in ((data, set()), (bytes(flipped), {k for s, e, _, k in spans if s <= at < e})):
+            check, pos = tb.ShardCheck("p", Path("shard"), spans), 0
+            try:
+                while pos < len(feed):
+                    size = rng.choice([1, 7, 64, 1000, 4096])
+                    check(feed[pos:pos + size])
+                    pos += size
+                check.finish()
+                assert not failing
+            except tb.CorruptCheckpoint as exc:
+                assert re.search("tensor '(%s)' fails its checksum" % "|".join(failing or ["-"]), str(exc))
+    short = tb.ShardCheck("p", Path("shard"), [(0, 10, tb.masked_crc32c(data[:10]), "t")])
+    short(data[:5])
+    with pytest.raises(tb.CorruptCheckpoint, match="tensor 't' lies past the end of shard"):
+        short.finish()
 
 
 def test_rename_never_imports_tensorflow(checkpoints, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from transpiler.errors import TranspileError
-from transpiler.io.copying import ByteCopier
+from transpiler.io.copying import ByteCopier, hard_link
 from transpiler.options import Progress
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -52,41 +52,51 @@ def copy_checkpoint(prefix: Path, new_prefix: Path, uncompressed_index: bool = F
                     progress: Optional[Progress] = None, link: bool = False) -> None:
     """Copy the checkpoint under a new prefix, streaming file contents (tensors are never loaded).
 
-    A V2 checkpoint is checked first (tensor_bundle.check_bundle: entries inside their shards,
-    checksums): a damaged one is refused with a one-line error instead of being carried into OUT.
+    A V2 checkpoint is checked (tensor_bundle.check_bundle: entries inside their shards, checksums), its
+    index first and each shard's checksums as its bytes are copied: a damaged one is refused with a
+    one-line error, and what was copied of it is removed, instead of being carried into OUT.
     With `uncompressed_index`, a V2 index with snappy-compressed blocks is written anew
     uncompressed (same keys and entries, data shards copied), for readers built without snappy.
     With `link`, a V2 checkpoint's data shards are hard-linked (copied where the file system
     refuses a link, e.g. across devices); the index, and V1 files, are always copied.
     `progress` hears of the bytes copied."""
-    check_checkpoint(prefix)
-    v2 = Path(str(prefix) + ".index").is_file()
-    if v2:
+    checks = {}
+    if Path(str(prefix) + ".index").is_file():
         from transpiler.io import tensor_bundle
 
         index = tensor_bundle.index_filename(prefix)
         if uncompressed_index and tensor_bundle.is_compressed(index):
+            tensor_bundle.check_bundle(prefix)
             _, entries = tensor_bundle.read_index(index)
             same = {key: key for key in entries if tensor_bundle.slice_key_name(key) is None}
             tensor_bundle.rename_bundle(prefix, new_prefix, same, link=link, progress=progress)
             return
+        checks = tensor_bundle.shard_checks(prefix)  # the index now; each shard's checksums as it is copied
     files = checkpoint_files(prefix)
     copier = ByteCopier(files, progress)
-    for src in files:
-        dst = Path(str(new_prefix) + src.name[len(Path(prefix).name):])
-        if link and v2 and src.suffix != ".index" and hard_link(src, dst):
-            copier.skip(src)
-        else:
-            copier.copy(src, dst)
-
-
-def hard_link(src: Path, dst: Path) -> bool:
-    """Make `dst` a hard link to `src`; False (nothing made) when the file system refuses one."""
+    made: List[Path] = []
     try:
-        os.link(src, dst)
-    except OSError:  # EXDEV across file systems, EPERM/ENOTSUP where links are not supported
-        return False
-    return True
+        for src in files:
+            made.append(Path(str(new_prefix) + src.name[len(Path(prefix).name):]))
+            _copy_checked(src, made[-1], checks.get(src), link, copier)
+    except BaseException:  # a shard failing its checksums: no part of the checkpoint is left
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _copy_checked(src: Path, dst: Path, check, link: bool, copier: ByteCopier) -> None:
+    """Copy (or, a V2 data shard with `link`, hard-link) `src` to `dst`, feeding a shard's bytes to its
+    tensor_bundle.ShardCheck `check` (None: an index or V1 file, not checked)."""
+    from transpiler.io import tensor_bundle
+
+    if check is not None and link and hard_link(src, dst):
+        copier.skip(src)
+        tensor_bundle.check_shard(src, check)
+        return
+    copier.copy(src, dst, check if check is not None and check.spans else None, tensor_bundle.CHUNK)
+    if check is not None:
+        check.finish()
 
 
 # ---------------------------------------------------------------------------

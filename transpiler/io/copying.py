@@ -2,7 +2,8 @@
 
 A copy is the kernel's `sendfile` (no bytes pass through Python), in chunks when a callback
 wants to hear of progress, so a multi-gigabyte checkpoint shows it; where `sendfile` cannot
-copy between the two files, the bytes are read and written in chunks instead.
+copy between the two files, or the bytes are to be checked on the way (a tap), they are read
+and written in chunks instead.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import BinaryIO, Iterable, Optional
+from typing import BinaryIO, Callable, Iterable, Optional
 
 from transpiler.options import Progress
 
@@ -49,15 +50,17 @@ class ByteCopier:
         self.done = 0
         self.total = sum(_size(p) for p in sources) if progress is not None else 0
 
-    def copy(self, src: Path, dst: Path) -> None:
-        """`dst` becomes a copy of `src`; the callback hears of each chunk, and of the end of the last file."""
+    def copy(self, src: Path, dst: Path, tap: Optional[Callable[[bytes], None]] = None, chunk: int = CHUNK) -> None:
+        """`dst` becomes a copy of `src`; the callback hears of each chunk, and of the end of the last file.
+        With `tap`, the bytes pass through Python in pieces of `chunk` bytes, each handed to `tap` (a checksum
+        check, which may raise) before it is written: one read of `src` serves both."""
         step = WHOLE if self.progress is None else CHUNK
-        kernel = hasattr(os, "sendfile")
+        kernel = hasattr(os, "sendfile") and tap is None
         with open(src, "rb") as fin, open_for_writing(dst) as fout:
             while True:
                 copied = _sendfile(fin, fout, step) if kernel else None
                 if copied is None:
-                    kernel, copied = False, _read_write(fin, fout, step)
+                    kernel, copied = False, _read_write(fin, fout, chunk if tap else step, tap)
                 if not copied:
                     break
                 self._count(copied)
@@ -85,10 +88,21 @@ def _sendfile(fin: BinaryIO, fout: BinaryIO, size: int) -> Optional[int]:
         raise
 
 
-def _read_write(fin: BinaryIO, fout: BinaryIO, size: int) -> int:
+def _read_write(fin: BinaryIO, fout: BinaryIO, size: int, tap: Optional[Callable[[bytes], None]] = None) -> int:
     chunk = fin.read(min(size, CHUNK))
+    if tap is not None and chunk:
+        tap(chunk)
     fout.write(chunk)
     return len(chunk)
+
+
+def hard_link(src: Path, dst: Path) -> bool:
+    """Make `dst` a hard link to `src`; False (nothing made) when the file system refuses one."""
+    try:
+        os.link(src, dst)
+    except OSError:  # EXDEV across file systems, EPERM/ENOTSUP where links are not supported
+        return False
+    return True
 
 
 def _size(path: Path) -> int:

@@ -30,7 +30,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import google_crc32c
 
 from transpiler.errors import TranspileError
-from transpiler.io.copying import ByteCopier, open_for_writing
+from transpiler.io.copying import ByteCopier, hard_link, open_for_writing
 from transpiler.options import Progress
 
 MAGIC = 0xDB4775248B80FB57
@@ -408,11 +408,11 @@ def encode_tensor(value) -> Tuple[object, bytes]:
 #: dtypes whose bytes in a shard are exactly the ones the entry's crc32c covers (strings and variants
 #: are written with length prefixes and checksums of their own; resources are not stored).
 _CHECKSUMMED_DTYPES = {1, 2, 3, 4, 5, 6, 9, 10, 14, 17, 18, 19, 22, 23}   # DT_FLOAT ... DT_UINT64, no 7/20/21
-#: Bytes read per step of a tensor's checksum. Below glibc malloc's mmap threshold (128 KiB until a larger
-#: block is freed; a freed block lifts it only to its own size, so equal blocks stay above it): each chunk's
-#: bytes then reuse the heap's memory. At 1 MiB each read was a fresh mmap, faulted in page by page: BERT's
-#: 868 MB shard took 0.5 s CPU to check (70 000 page faults, 0.37 s of it system time), at 64 KiB 0.27 s.
-_CHUNK = 64 << 10
+#: Bytes read per step of a shard's checksums (and written per step of a checked copy). Small enough that
+#: glibc's malloc reuses its heap for each chunk's bytes once its mmap threshold has risen to their size
+#: (at 1 MiB a check of BERT's 868 MB shard faulted 70 000 pages in, 0.5 s CPU); 64-512 KiB measured alike,
+#: 256 KiB the fastest copy (0.43-0.55 s CPU, against 0.62-0.68 s for checking and then copying by sendfile).
+CHUNK = 256 << 10
 
 
 class CorruptCheckpoint(TranspileError):
@@ -424,48 +424,84 @@ class CorruptCheckpoint(TranspileError):
 
 def check_bundle(prefix) -> None:
     """Every entry of the checkpoint at `prefix` parses, lies inside an existing shard, and (for
-    plain numeric tensors) has the bytes its crc32c says: a damaged checkpoint is refused before it
-    is copied into OUT, never carried over silently. Streams the shards; no tensor is held whole."""
+    plain numeric tensors) has the bytes its crc32c says: a damaged checkpoint is refused, never carried
+    into OUT silently (a copy checks as it goes: `shard_checks`). Streams the shards; no tensor is held whole."""
+    for path, check in shard_checks(prefix).items():
+        check_shard(path, check)
+
+
+def check_shard(path: Path, check: "ShardCheck") -> None:
+    """Feed `check` the bytes of the shard at `path`, then finish it (CorruptCheckpoint if one fails)."""
+    if check.spans:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                check(chunk)
+    check.finish()
+
+
+def shard_checks(prefix) -> Dict[Path, "ShardCheck"]:
+    """What `check_bundle` checks, split: the index's entries are checked here (they parse and lie inside
+    existing shards), and each shard's checksums by the ShardCheck it maps to, fed the shard's bytes as they
+    are read (for a copy, as they are copied: one read of each shard, not two). Raises CorruptCheckpoint."""
     header, entries = read_index(index_filename(prefix))
     shards = [data_filename(prefix, i, header.num_shards) for i in range(header.num_shards)]
     for path in shards:
         if not path.is_file():
             raise CorruptCheckpoint(prefix, "data shard missing: %s" % path.name)
-    by_shard: Dict[int, List[Tuple[str, object]]] = {}
+    spans: List[List[Tuple[int, int, int, str]]] = [[] for _ in shards]
+    sizes = [path.stat().st_size for path in shards]
     for key, value in entries.items():
         try:
             entry = parse_entry(value)
         except Exception:
             raise CorruptCheckpoint(prefix, "entry %r does not parse" % key) from None
-        if entry.size and (entry.shard_id >= header.num_shards or entry.offset < 0 or entry.size < 0):
+        if not entry.size:
+            continue
+        if entry.shard_id >= header.num_shards or entry.offset < 0 or entry.size < 0:
             raise CorruptCheckpoint(prefix, "entry %r points at shard %d of %d" % (key, entry.shard_id, header.num_shards))
-        if entry.size:
-            by_shard.setdefault(entry.shard_id, []).append((key, entry))
-    for shard, items in by_shard.items():
-        _check_shard(prefix, shards[shard], items)
+        if entry.offset + entry.size > sizes[entry.shard_id]:
+            raise CorruptCheckpoint(prefix, "tensor %r lies past the end of %s" % (key, shards[entry.shard_id].name))
+        if entry.dtype in _CHECKSUMMED_DTYPES and not entry.slices:
+            spans[entry.shard_id].append((entry.offset, entry.offset + entry.size, entry.crc32c, key))
+    return {path: ShardCheck(prefix, path, found) for path, found in zip(shards, spans)}
 
 
-def _check_shard(prefix, path: Path, items) -> None:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        for key, entry in sorted(items, key=lambda item: item[1].offset):
-            if entry.offset + entry.size > size:
-                raise CorruptCheckpoint(prefix, "tensor %r lies past the end of %s" % (key, path.name))
-            if entry.dtype in _CHECKSUMMED_DTYPES and not entry.slices:
-                f.seek(entry.offset)
-                if _crc_of(f, entry.size) != entry.crc32c:
-                    raise CorruptCheckpoint(prefix, "tensor %r fails its checksum in %s" % (key, path.name))
+class ShardCheck:
+    """The checksums of one data shard's tensors, checked as its bytes are fed in order (`__call__` per
+    chunk, then `finish`): each tensor's crc32c over exactly its byte range, ranges that overlap too."""
 
+    def __init__(self, prefix, path: Path, spans: List[Tuple[int, int, int, str]]):
+        self.prefix, self.path = prefix, path
+        #: (start, end, masked crc32c, key), by start; `_next` is the first not yet begun.
+        self.spans = sorted(spans)
+        self._next = 0
+        #: [start, end, crc so far, stored crc, key] of the ranges begun and not yet ended.
+        self._open: List[list] = []
+        self._at = 0
 
-def _crc_of(f, size: int) -> int:
-    crc, left = 0, size
-    while left:
-        chunk = f.read(min(left, _CHUNK))
-        if not chunk:
-            break
-        crc = google_crc32c.extend(crc, chunk)
-        left -= len(chunk)
-    return _mask(crc)
+    def __call__(self, chunk: bytes) -> None:
+        begin, end = self._at, self._at + len(chunk)
+        while self._next < len(self.spans) and self.spans[self._next][0] < end:
+            start, stop, crc, key = self.spans[self._next]
+            self._open.append([start, stop, 0, crc, key])
+            self._next += 1
+        for span in list(self._open):
+            start, stop = span[0], span[1]
+            # the chunk itself when the range covers it (google_crc32c takes bytes, no memoryview), else a slice
+            piece = chunk if start <= begin and stop >= end else chunk[max(start, begin) - begin:min(stop, end) - begin]
+            span[2] = google_crc32c.extend(span[2], piece)
+            if stop <= end:
+                self._open.remove(span)
+                if _mask(span[2]) != span[3]:
+                    raise CorruptCheckpoint(self.prefix, "tensor %r fails its checksum in %s" % (span[4],
+                                                                                              self.path.name))
+        self._at = end
+
+    def finish(self) -> None:
+        """Every tensor was fed whole (the shard did not end early)."""
+        left = self._open + [[start, stop, 0, crc, key] for start, stop, crc, key in self.spans[self._next:]]
+        if left:
+            raise CorruptCheckpoint(self.prefix, "tensor %r lies past the end of %s" % (left[0][4], self.path.name))
 
 
 # ---------------------------------------------------------------------------
@@ -508,7 +544,7 @@ def rename_bundle(in_prefix, out_prefix, mapping: Mapping[str, str], extra: Opti
     `out_prefix`. Returns the number of tensors written. `progress` hears of the bytes copied.
     """
     in_prefix, out_prefix, extra = Path(in_prefix), Path(out_prefix), dict(extra or {})
-    check_bundle(in_prefix)
+    checks = shard_checks(in_prefix)
     header, entries = read_index(index_filename(in_prefix))
     new_keys = list(mapping.values()) + list(extra)
     if len(set(new_keys)) != len(new_keys):
@@ -528,7 +564,7 @@ def rename_bundle(in_prefix, out_prefix, mapping: Mapping[str, str], extra: Opti
     copier = ByteCopier(shards, progress)
     try:
         for i, src in enumerate(shards):
-            staged.append((_stage(src, out_prefix, link, copier), data_filename(out_prefix, i, total)))
+            staged.append((_stage(src, out_prefix, link, copier, checks[src]), data_filename(out_prefix, i, total)))
         if extra:
             staged.append((_stage_extra(extra, header.num_shards, out, out_prefix), data_filename(
                 out_prefix, header.num_shards, total)))
@@ -552,18 +588,22 @@ def _temp_path(out_prefix: Path) -> Path:
     return Path(tmp)
 
 
-def _stage(src: Path, out_prefix: Path, link: bool, copier: ByteCopier) -> Path:
-    """A copy of (or hard link to) `src` under a temporary name beside `out_prefix`."""
+def _stage(src: Path, out_prefix: Path, link: bool, copier: ByteCopier, check: ShardCheck) -> Path:
+    """A copy of (or hard link to) `src` under a temporary name beside `out_prefix`, its checksums checked
+    on the way (`check`); CorruptCheckpoint, with nothing left under the name, when one fails."""
     tmp = _temp_path(out_prefix)
-    if link:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-            copier.skip(src)
-            return tmp
-        except OSError:  # across file systems, or links not supported: a copy
-            pass
-    copier.copy(src, tmp)
+    try:
+        if link:
+            tmp.unlink()
+            if hard_link(src, tmp):
+                copier.skip(src)
+                check_shard(src, check)
+                return tmp
+        copier.copy(src, tmp, check if check.spans else None, CHUNK)
+        check.finish()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return tmp
 
 
