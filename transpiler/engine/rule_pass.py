@@ -76,7 +76,8 @@ class _Dispatch:
     rules: List[Tuple[Rule, Callable, bool]]
     #: Whether a rule of the op decomposes (the only kind that records `emitted`).
     decomposes: bool
-    #: Whether a rule's match reads more than the node itself (a change next to the node can change it).
+    #: Whether a rule's match or templates read more than the node itself (RulePass._looks_around): a change
+    #: next to the node can change what the rule does to it.
     looks_around: bool
 
 
@@ -470,8 +471,8 @@ class RulePass:
 
     def _template_tensor(self, own: Dict[str, Tuple[str, dict]], text: str, in_function: bool) -> Tensor:
         """Templates write `node` / `node:1`; in a function body, ports of emitted nodes (`own`: name -> (op,
-        attrs)) become `out_arg:i` (so an emitted node's tensor is read in graph form there: `node:1` has no
-        out_arg yet)."""
+        attrs), read off their OpDef and attrs, whether emitted before or after the reader) become `out_arg:i`
+        (so an emitted node's tensor is read in graph form there: `node:1` has no out_arg yet)."""
         if not in_function or text.partition(":")[0] not in own:
             return Tensor.parse(text, in_function)
         tensor = Tensor.parse(text)
