@@ -352,16 +352,23 @@ class Graph:
         if name not in succ:
             succ[name], pred[name], nodes[name] = {}, {}, {}
         into = pred[name]
-        edges = [(t.node, t.port) if isinstance(t, Tensor) else _parse_tensor(t, in_function) for t in inputs]
-        keyed_edges = [(u, _data_key(i), _data_edge(port, i)) for i, (u, port) in enumerate(edges)]
-        keyed_edges += [(u, ("control", u), _control_edge(i)) for i, u in enumerate(control_inputs)]
-        for u, key, data in keyed_edges:
+        # every input parsed before any edge is added: a bad tensor name leaves the graph as it was
+        edges = [(t.node, t.port) if type(t) is Tensor else _parse_tensor(t, in_function) for t in inputs]
+        for i, (u, port) in enumerate(edges):  # the shared key and data dicts (_data_key, _data_edge make them)
+            key, data = _DATA_KEYS.get(i) or _data_key(i), _DATA_EDGES.get((port, i)) or _data_edge(port, i)
             if u not in succ:
                 succ[u], pred[u], nodes[u] = {}, {}, {}
             keyed = into.get(u)
             if keyed is None:
                 keyed = succ[u][name] = into[u] = {}
             keyed[key] = data  # as in _add_edges
+        for i, u in enumerate(control_inputs):
+            if u not in succ:
+                succ[u], pred[u], nodes[u] = {}, {}, {}
+            keyed = into.get(u)
+            if keyed is None:
+                keyed = succ[u][name] = into[u] = {}
+            keyed[("control", u)] = _CONTROL_EDGES.get(i) or _control_edge(i)
         self._changed()
 
     def add_control_input(self, name: str, src: str) -> None:
@@ -656,10 +663,13 @@ class GraphDefIR(Graph):
         ir.functions = {f.signature.name: Function.lift(f) for f in graph_def.library.function}
         return ir
 
-    def lower(self, order: Optional[Iterable[Node]] = None) -> graph_pb2.GraphDef:
+    def lower(self, order: Optional[Iterable[Node]] = None,
+              into: Optional[graph_pb2.GraphDef] = None) -> graph_pb2.GraphDef:
         """The GraphDef of the IR; `order`: its top-level nodes in the order to write them (default `nodes`:
-        every node of the graph, each once, is the caller's promise)."""
-        graph_def = graph_pb2.GraphDef()
+        every node of the graph, each once, is the caller's promise). `into`: the GraphDef to build it in (what
+        it held is replaced), rather than a new one a caller would then copy (a big graph's copy costs a second
+        GraphDef's memory and time)."""
+        graph_def = into if into is not None else graph_pb2.GraphDef()
         graph_def.CopyFrom(self.header)
         with young_collections_only():
             self._lower_nodes(graph_def.node, order)
