@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from transpiler.errors import TranspileError
-from transpiler.io.copying import ByteCopier, hard_link
+from transpiler.io.copying import ByteCopier
 from transpiler.options import Progress
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -86,17 +86,14 @@ def copy_checkpoint(prefix: Path, new_prefix: Path, uncompressed_index: bool = F
 
 
 def _copy_checked(src: Path, dst: Path, check, link: bool, copier: ByteCopier) -> None:
-    """Copy (or, a V2 data shard with `link`, hard-link) `src` to `dst`, feeding a shard's bytes to its
-    tensor_bundle.ShardCheck `check` (None: an index or V1 file, not checked)."""
+    """Copy `src` to `dst`: a V2 data shard with its tensor_bundle.ShardCheck `check` (tensor_bundle.copy_shard),
+    anything else (`check` None: an index or V1 file) as it is."""
+    if check is None:
+        copier.copy(src, dst)
+        return
     from transpiler.io import tensor_bundle
 
-    if check is not None and link and hard_link(src, dst):
-        copier.skip(src)
-        tensor_bundle.check_shard(src, check)
-        return
-    copier.copy(src, dst, check if check is not None and check.spans else None, tensor_bundle.CHUNK)
-    if check is not None:
-        check.finish()
+    tensor_bundle.copy_shard(src, dst, check, link, copier)
 
 
 # ---------------------------------------------------------------------------

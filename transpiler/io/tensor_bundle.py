@@ -595,16 +595,22 @@ def _stage(src: Path, out_prefix: Path, link: bool, copier: ByteCopier, check: S
     try:
         if link:
             tmp.unlink()
-            if hard_link(src, tmp):
-                copier.skip(src)
-                check_shard(src, check)
-                return tmp
-        copier.copy(src, tmp, check if check.spans else None, CHUNK)
-        check.finish()
+        copy_shard(src, tmp, check, link, copier)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def copy_shard(src: Path, dst: Path, check: ShardCheck, link: bool, copier: ByteCopier) -> None:
+    """`dst` a copy of data shard `src` (a hard link with `link`, where the file system makes one), `check` fed
+    its bytes on the way (a linked shard is read once for it): CorruptCheckpoint when a checksum fails."""
+    if link and hard_link(src, dst):
+        copier.skip(src)
+        check_shard(src, check)
+        return
+    copier.copy(src, dst, check if check.spans else None, CHUNK)
+    check.finish()
 
 
 def _stage_extra(extra: Mapping[str, object], shard: int, entries: Entries, out_prefix: Path) -> Path:
