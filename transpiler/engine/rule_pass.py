@@ -130,6 +130,10 @@ class RulePass:
         #: (id of a template shape's recipes, op matched) -> what firings of that shape share (`_shaped`).
         self._shapes: Dict[Tuple[int, str], _Shaped] = {}
         self._strip_nothing: Dict[Tuple[str, tuple], bool] = {}
+        #: (op, in a function?) -> its output ports, for ops whose OpDef fixes how many outputs they have.
+        self._fixed_ports: Dict[Tuple[str, bool], list] = {}
+        #: id of a rule -> (the rule, what its templates read): asked on every firing.
+        self._reads: Dict[int, Tuple[Rule, Optional[frozenset]]] = {}
 
     # ---- which rules apply to this target --------------------------------
     def _active(self, rule: Rule) -> bool:
@@ -212,7 +216,7 @@ class RulePass:
             if emitted_by == rule.id or not (op_only or self._matches(rule, graph, node)):
                 continue
             op, name = node.op, node.name
-            before = _around(graph, [name]) if rule.action == "decompose" else set()  # the others keep its edges
+            before = self._around(graph, [name]) if rule.action == "decompose" else set()  # the others keep its edges
             self._added = []
             try:
                 detail = action(rule, graph, node, function)
@@ -221,9 +225,29 @@ class RulePass:
             if detail is not None:
                 self.fired.append(Firing(rule.id, name, op, function, detail))
                 changed = [n for n in [name] + self._added if n in graph]
-                return set(changed) | {n for n in before | _around(graph, changed)
-                                       if (near := graph.get(n)) is not None and self._dispatch(near.op).looks_around}
+                return set(changed) | before | self._around(graph, changed)
         return None
+
+    def _around(self, graph: Graph, names: List[str]) -> set:
+        """The nodes among `names`, their neighbours, and neighbours of neighbours through Identity, whose rules
+        look around (_Dispatch.looks_around): every node whose match can depend on them (input counts, ops and
+        Consts behind Identity, used outputs, producer attrs). Control neighbours and producers behind Identity
+        are taken too: revisiting a node that does not change is only work, and this walk is cheaper."""
+        found, todo, seen, start = set(), list(names), set(names), set(names)
+        dispatches = self._dispatches
+        while todo:
+            name = todo.pop()
+            node = graph.get(name)
+            if node is None:
+                continue
+            if (dispatches.get(node.op) or self._dispatch(node.op)).looks_around:
+                found.add(name)
+            if name in start or node.op == "Identity":
+                for near in graph.neighbour_names(name):
+                    if near not in seen:
+                        seen.add(near)
+                        todo.append(near)
+        return found
 
     def _dispatch(self, op: str) -> "_Dispatch":
         """How a node of `op` is visited: its rules (by_op's and those for every op), once per op."""
@@ -236,8 +260,7 @@ class RulePass:
                 any(self._looks_around(rule) for rule in rules))
         return found
 
-    @staticmethod
-    def _looks_around(rule: Rule) -> bool:
+    def _looks_around(self, rule: Rule) -> bool:
         """Whether what `rule` does to a node can depend on more than the node: its match reads its inputs,
         producers or readers, or its templates (which decide the ops a decomposition emits, and so whether it
         applies) read more of the context than the node's own name, op and attrs."""
@@ -245,10 +268,7 @@ class RulePass:
             return True
         if rule.action not in ("decompose", "refuse"):
             return False
-        from transpiler.engine.templates import reads
-
-        outputs = [rule.outputs] if isinstance(rule.outputs, str) else list(rule.outputs or [])
-        used = reads([rule.spec] + outputs)
+        used = self._template_reads(rule)
         return used is None or not used <= _OWN_READS
 
     # ---- matching ---------------------------------------------------------
@@ -356,16 +376,17 @@ class RulePass:
         return ", ".join(change + ["removed " + " ".join(removed)] if removed else change) or "attrs set"
 
     def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
-        from transpiler.engine.templates import TemplateError, reads, render, render_strings, shaped_nodes
+        from transpiler.engine.templates import TemplateError, render, render_strings, shaped_nodes
 
-        outputs_text = [rule.outputs] if isinstance(rule.outputs, str) else list(rule.outputs or [])
-        context = self.template_context(graph, node, reads([rule.spec] + outputs_text))
+        context = self.template_context(graph, node, self._template_reads(rule))
         specs, recipes = shaped_nodes(rule.spec, context)
         shaped = self._shaped(rule, node.op, specs, recipes)
         if not shaped.available:
             return None
         names = [s.name for s in specs]
-        clash = [n for n in names if n != node.name and n in graph] + [n for n in set(names) if names.count(n) > 1]
+        clash = [n for n in names if n != node.name and n in graph]
+        if len(set(names)) < len(names):
+            clash += [n for n in set(names) if names.count(n) > 1]
         if clash:
             raise TemplateError("node name %s is already taken" % clash[0])
         if isinstance(rule.outputs, str):
@@ -376,13 +397,22 @@ class RulePass:
         elif rule.outputs is not None:
             outputs = render_strings(rule.outputs, context)
         else:  # the last node takes the name; an op without outputs (a resource update) hands over control only
-            has_outputs = opdefs.output_ports(self.source_def(node.op), node.attrs, graph.in_function)
+            has_outputs = self._output_ports(node, graph.in_function)
             outputs = [node.name] if has_outputs else []
         built = [(s, _copied(attrs) if attrs is not None else {k: self._attr(s.op, k, v) for k, v in s.attrs.items()})
                  for s, attrs in zip(specs, shaped.attrs)]
         self._replace(graph, node, built, outputs)
         self.emitted.update(((function, s.name), rule.id) for s in specs)
         return shaped.detail
+
+    def _template_reads(self, rule: Rule) -> Optional[frozenset]:
+        """templates.reads of the rule's templates (decompose or refuse, and outputs), once per rule."""
+        found = self._reads.get(id(rule))
+        if found is None or found[0] is not rule:
+            from transpiler.engine.templates import reads
+
+            found = self._reads[id(rule)] = (rule, reads([source for _, source in rule.templates()]))
+        return found[1]
 
     def _shaped(self, rule: Rule, op: str, specs: List[NodeSpec], recipes: Optional[tuple]) -> "_Shaped":
         """What a decomposition's nodes give whatever their names, once per shape (`recipes`, from
@@ -442,7 +472,7 @@ class RulePass:
 
     def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
         original_inputs = graph.inputs(node.name)
-        old_ports = opdefs.output_ports(self.source_def(node.op), _attrs(node), graph.in_function)
+        old_ports = self._output_ports(node, graph.in_function)
         control = graph.control_inputs(node.name)
         own = {spec.name: (spec.op, attrs) for spec, attrs in built}
         anchor = self._anchor(graph, node.name, original_inputs)
@@ -456,6 +486,19 @@ class RulePass:
         new = {old_ports[i]: self._template_tensor(own, text, graph.in_function) for i, text in enumerate(outputs)}
         graph.replace_by(node.name, nodes, new, control_output=built[-1][0].name)
         self._added.extend(spec.name for spec, _ in built)
+
+    def _output_ports(self, node: Node, in_function: bool) -> list:
+        """opdefs.output_ports of `node` against its source OpDef: once per op when no attr sets how many
+        outputs it has (a fresh list each time: the caller may keep it)."""
+        key = (node.op, in_function)
+        found = self._fixed_ports.get(key)
+        if found is None:
+            source = self.source_def(node.op)
+            found = opdefs.output_ports(source, node.attrs, in_function)
+            if source is None or any(a.number_attr or a.type_list_attr for a in source.output_arg):
+                return found
+            self._fixed_ports[key] = found
+        return list(found)
 
     def _anchor(self, graph: Graph, name: str, inputs: List[Tensor]) -> Optional[str]:
         """A node in the original's frame, for template nodes with no inputs (consts in while loops)."""
@@ -515,21 +558,6 @@ class RulePass:
         if found is None:
             found = self._attr_types[key] = _attr_type(self._def_for(op), attr)
         return found
-
-
-def _around(graph: Graph, names: List[str]) -> set:
-    """`names`, their data producers and readers, and readers of readers through Identity: every node whose
-    match can depend on them (input counts, ops and Consts behind Identity, used outputs, producer attrs)."""
-    found, todo, expanded = set(names), list(names), set(names)
-    for name in names:
-        found |= graph.producer_set(name)
-    while todo:
-        for reader in graph.reader_set(todo.pop()):
-            found.add(reader)
-            if reader not in expanded and graph[reader].op == "Identity":
-                expanded.add(reader)
-                todo.append(reader)
-    return found
 
 
 def _copied(attrs: Dict[str, attr_value_pb2.AttrValue]) -> Dict[str, attr_value_pb2.AttrValue]:

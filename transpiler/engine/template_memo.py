@@ -99,10 +99,15 @@ def memo_reads(source: str, env) -> Optional[frozenset]:
     return used
 
 
+@functools.lru_cache(maxsize=1024)
+def _keyed(used: frozenset) -> Tuple[str, ...]:
+    """The entries of the context whose values key the memo, in order."""
+    return tuple(sorted(used - _NAMES - _PURE_GLOBALS))
+
+
 def _key(source: str, used: frozenset, context: Dict[str, Any], names: List[str]) -> Optional[tuple]:
     try:
-        data = tuple((k, context["target"] if k in _TARGET_HELPERS else _frozen(context[k]))
-                     for k in sorted(used - _NAMES - _PURE_GLOBALS))
+        data = tuple([(k, context["target"] if k in _TARGET_HELPERS else _frozen(context[k])) for k in _keyed(used)])
         hash(data)
     except (KeyError, TypeError):
         return None

@@ -331,17 +331,15 @@ _PLACEHOLDER = re.compile("\uE000([\uE100-\uF8FF])\uE001*")
 
 
 def _pieces(value: str) -> Union[str, tuple]:
-    """`value` itself when it has no placeholder, else its text split at placeholders: literal strings and, for
-    each placeholder, the index of the name it stands for."""
+    """`value` itself when it has no placeholder, else a 1-tuple of a str.format string of it: its literal text
+    (braces doubled) and, for each placeholder, ``{i}`` for the index of the name it stands for (filled with one
+    call per string, not a step per piece)."""
     if _OPEN not in value:
         return value
-    parts: List[Union[str, int]] = []
+    parts = []
     for i, part in enumerate(_PLACEHOLDER.split(value)):
-        if i % 2:
-            parts.append(ord(part) - _FIRST)
-        elif part:
-            parts.append(part)
-    return tuple(parts)
+        parts.append("{%d}" % (ord(part) - _FIRST) if i % 2 else part.replace("{", "{{").replace("}", "}}"))
+    return ("".join(parts),)
 
 
 def _has_placeholder(value: Any) -> bool:
@@ -375,7 +373,7 @@ def _fill(pieces: Union[str, tuple], names: List[str]) -> str:
     """A string of `_pieces` with the names in; _NotAString if it would read as no string."""
     if type(pieces) is str:
         return pieces
-    value = "".join([names[p] if type(p) is int else p for p in pieces])
+    value = pieces[0].format(*names)
     if not _reads_as_string(value):
         raise _NotAString(value)
     return value

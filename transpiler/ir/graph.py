@@ -256,6 +256,10 @@ class Graph:
         """Every node `name` reads a data output of or takes a control edge from, each once, unordered."""
         return self._pred[name].keys()
 
+    def neighbour_names(self, name: str) -> set:
+        """Every node `name` reads or is read by (data or control), each once, unordered."""
+        return self._pred[name].keys() | self._succ[name].keys()
+
     def producer_set(self, name: str) -> set:
         """The nodes `name` reads a data output of (those of `inputs(name)`), unordered."""
         return {u for u, keyed in self._pred[name].items() for d in keyed.values() if d["kind"] == "data"}
@@ -435,8 +439,8 @@ class Graph:
         loses that edge either way.)"""
         if self.in_function or not nodes or nodes[-1][0] != name:
             return False
-        if any(new[0] == name for new in nodes[:-1]) or \
-                any(_node_of(t) == name for new in nodes for t in new[2]) or any(name in new[5] for new in nodes):
+        if any(new[0] == name or name in new[5] for new in nodes[:-1]) or name in nodes[-1][5] or \
+                any((t.node if type(t) is Tensor else _node_of(t)) == name for new in nodes for t in new[2]):
             return False
         for keyed in self._succ[name].values():
             for data in keyed.values():
