@@ -271,7 +271,7 @@ def shaped_nodes(source: str, context: Dict[str, Any]) -> Tuple[List[NodeSpec], 
         recipes = _spec_recipes(found[0])
         if recipes is not None:
             try:
-                return [_filled_spec(recipe, found[1]) for recipe in recipes], recipes
+                return _filled_specs(recipes, found[1]), recipes
             except _NotAString:
                 pass  # rendered as it is below
     return _rendered_nodes(render_text(source, context), _node_names(context)), None
@@ -287,8 +287,13 @@ _UNCACHED_MEMO = re.compile(r"[!&*\\]")
 def _fills_inertly(text: str, names: List[str]) -> bool:
     """Whether the parse of the memo's `text` with `names` filled into its strings is the parse of the text with
     the names in (see "parsing each rendered shape once")."""
-    return len(text) <= MAX_CACHED_TEXT and not _UNCACHED_MEMO.search(text) and \
-        all(_INERT_NAME.match(name) for name in names)
+    return _inert_text(text) and all(_INERT_NAME.match(name) for name in names)
+
+
+@functools.lru_cache(maxsize=256)
+def _inert_text(text: str) -> bool:
+    """The text's own part of `_fills_inertly`, once per memo text (the same str for every firing of a shape)."""
+    return len(text) <= MAX_CACHED_TEXT and not _UNCACHED_MEMO.search(text)
 
 
 def _rendered_nodes(text: str, names: List[str]) -> List[NodeSpec]:
@@ -297,7 +302,7 @@ def _rendered_nodes(text: str, names: List[str]) -> List[NodeSpec]:
         recipes = _spec_recipes(_abstracted(text, names))
         if recipes is not None:
             try:
-                return [_filled_spec(recipe, names) for recipe in recipes]
+                return _filled_specs(recipes, names)
             except _NotAString:
                 pass  # read as it is below
     items = _parsed(text, names)
@@ -311,11 +316,28 @@ def recipe_fixed(recipe: tuple) -> bool:
     return type(recipe[1]) is str and not recipe[4]
 
 
+class Recipes(tuple):
+    """The `_recipe` of each NodeSpec of a rendered shape, and all the shape's strings (each node's name, op,
+    inputs, control inputs and device when it has one) as one str.format string, `text` (`_pieces`' formats
+    joined by _SEP), so that a firing fills them all with one call: `checked` are the strings with a
+    placeholder (each must still read as a string), `layout` per node where its strings start, where its inputs
+    and control inputs end, whether a device follows, its attrs, and whether they hold a placeholder."""
+
+    text: str
+    checked: Tuple[int, ...]
+    layout: Tuple[tuple, ...]
+
+
+#: Separates the strings of a shape in Recipes.text: a private use character, which neither a shape's literal
+#: text (template_memo and _UNCACHED keep those out) nor a name (_INERT_NAME, _NAME) has.
+_SEP = "\uE002"
+
+
 @functools.lru_cache(maxsize=256)
-def _spec_recipes(shape: str) -> Optional[tuple]:
-    """How to make each node of a rendered shape for given names: a `_recipe` per NodeSpec, or None when it is
-    no valid node list. Parsed and checked once per shape, since filling names into strings changes no type (and
-    any failure is left to the text itself, for the error message its names give)."""
+def _spec_recipes(shape: str) -> Optional[Recipes]:
+    """How to make each node of a rendered shape for given names, or None when it is no valid node list.
+    Parsed and checked once per shape, since filling names into strings changes no type (and any failure is
+    left to the text itself, for the error message its names give)."""
     try:
         items = _load_shape(shape)
         if not isinstance(items, list) or not items:
@@ -323,7 +345,22 @@ def _spec_recipes(shape: str) -> Optional[tuple]:
         specs = [_node_spec(item) for item in items]
     except (yaml.YAMLError, TemplateError):
         return None
-    return tuple(_recipe(spec) for spec in specs)
+    strings, layout = [], []
+    for spec in specs:
+        start = len(strings)
+        strings += [spec.name, spec.op] + spec.inputs + spec.control_inputs
+        layout.append((start, start + 2 + len(spec.inputs), len(strings), spec.device is not None, spec.attrs,
+                       _has_placeholder(spec.attrs)))
+        if spec.device is not None:
+            strings.append(spec.device)
+    if any(_SEP in text for text in strings):
+        return None
+    pieces = [_pieces(text) for text in strings]
+    found = Recipes(_recipe(spec) for spec in specs)
+    found.text = _SEP.join(p[0] if type(p) is tuple else p.replace("{", "{{").replace("}", "}}") for p in pieces)
+    found.checked = tuple(i for i, p in enumerate(pieces) if type(p) is tuple)
+    found.layout = tuple(layout)
+    return found
 
 
 #: A placeholder in a shape: its index is the character after _OPEN (see template_memo.placeholder).
@@ -360,23 +397,21 @@ def _recipe(spec: NodeSpec) -> tuple:
             [_pieces(t) for t in spec.control_inputs], _pieces(spec.device) if spec.device else spec.device)
 
 
-def _filled_spec(recipe: tuple, names: List[str]) -> NodeSpec:
-    """The NodeSpec of a shape's `_recipe` with `names` back in its strings: what `_node_spec` of the filled-in
-    parse gives. Its lists and attrs dict are fresh; the attr values are the shape's own (shared, read-only)."""
-    name, op, inputs, attrs, attrs_named, control, device = recipe
-    return NodeSpec(_fill(name, names), _fill(op, names), [_fill(t, names) for t in inputs],
-                    _filled(attrs, _fill_list(names)) if attrs_named else dict(attrs),
-                    [_fill(t, names) for t in control], _fill(device, names) if device else device)
-
-
-def _fill(pieces: Union[str, tuple], names: List[str]) -> str:
-    """A string of `_pieces` with the names in; _NotAString if it would read as no string."""
-    if type(pieces) is str:
-        return pieces
-    value = pieces[0].format(*names)
-    if not _reads_as_string(value):
-        raise _NotAString(value)
-    return value
+def _filled_specs(recipes: Recipes, names: List[str]) -> List[NodeSpec]:
+    """The NodeSpecs of a shape's `recipes` with `names` back in their strings: what `_node_spec` of the filled-in
+    parse gives; _NotAString if a filled-in string would read as no string. Their lists and attrs dicts are
+    fresh; the attr values are the shape's own (shared, read-only)."""
+    values = recipes.text.format(*names).split(_SEP)
+    resolvers = _RESOLVER.yaml_implicit_resolvers
+    firsts = {values[i][:1] for i in recipes.checked}
+    if "" in firsts or not firsts.isdisjoint(resolvers) or None in resolvers or _RESOLVER.yaml_path_resolvers:
+        for i in recipes.checked:  # what _reads_as_string would not decide by the first character alone
+            if not _reads_as_string(values[i]):
+                raise _NotAString(values[i])
+    return [NodeSpec(values[start], values[start + 1], values[start + 2:inputs_end],
+                     _filled(attrs, _fill_list(names)) if named else dict(attrs), values[inputs_end:control_end],
+                     values[control_end] if has_device else None)
+            for start, inputs_end, control_end, has_device, attrs, named in recipes.layout]
 
 
 def render_strings(items: List[str], context: Dict[str, Any]) -> List[str]:
