@@ -1,5 +1,6 @@
 """IR: lift/lower round trip and the editing API."""
 
+import json
 import re
 
 import pytest
@@ -378,3 +379,58 @@ def test_a_rule_that_looks_at_a_producer_sees_it_rewritten_later_in_the_round(tm
     assert graph["a"].op == "Sub" and rule_pass.refused[(None, "b")] == "refused by rule 'neg-of-sub': reads a"
     second = visited[SMALL.split("library")[0].count("node {") + 3:]  # after the first round
     assert "b" in second and "t" not in second and {"a", "a/pos", "a/alpha"} <= set(second)
+
+
+def _visits(tmp_path, rules_text: str, nodes_text: str):
+    """(graph, rule pass, names visited after the first round) of the rules pass for 1.4 over SMALL's nodes
+    and `nodes_text`, with the rules of `rules_text` besides the built-in ones."""
+    from transpiler.engine.rule_files import load_rules
+    from transpiler.engine.rule_pass import RulePass
+    from transpiler.knowledge.releases import catalog
+
+    rules = tmp_path / "near.yaml"
+    rules.write_text(rules_text)
+    graph = lift(text_format.Parse(SMALL.split("library")[0] + nodes_text, graph_pb2.GraphDef()))
+    rule_pass = RulePass(load_rules([rules]), catalog().opset("1.4"))
+    visited = []
+    real = rule_pass._rewrite_node
+    rule_pass._rewrite_node = lambda g, node, f: visited.append(node.name) or real(g, node, f)
+    rule_pass(graph)
+    first_round = SMALL.split("library")[0].count("node {") + nodes_text.count("node {")
+    return graph, rule_pass, visited[first_round:]
+
+
+_NEXT_TO_LEAKY = ('node { name: "b" op: "Neg" input: "a" attr { key: "T" value { type: DT_FLOAT } } }'
+                  'node { name: "a" op: "LeakyRelu" input: "x" attr { key: "T" value { type: DT_FLOAT } } '
+                  'attr { key: "alpha" value { f: 0.5 } } }')
+
+
+def test_a_rewrite_where_no_node_looks_around_revisits_only_what_it_changed(tmp_path):
+    """With no node in the graph whose rules look around, a rewrite's neighbours are not visited again; once a
+    node that looks around is there, they are (the Neg next to the rewritten LeakyRelu)."""
+    own = "rules:\n  - id: neg-own\n    why: a test\n    when: {target_has_op: Neg}\n    match: {op: Neg}\n" \
+          "    refuse: \"reads {{ inputs[0] }}\"\n"
+    graph, _, second = _visits(tmp_path, own, _NEXT_TO_LEAKY)
+    assert graph["a"].op == "Sub" and "b" not in second and {"a", "a/pos", "a/alpha"} <= set(second)
+    looking = own.replace("match: {op: Neg}", "match: {op: Neg, inputs: 1}")
+    graph, _, second = _visits(tmp_path, looking, _NEXT_TO_LEAKY)
+    assert graph["a"].op == "Sub" and "b" in second
+
+
+def test_a_template_that_writes_input_names_out_as_they_are_does_not_look_around(tmp_path):
+    """Reading `inputs` makes a rule look around unless its templates only write the names out (then nothing
+    they decide depends on them); testing a name, or building on it, counts."""
+    from transpiler.engine.rule_files import load_rules
+    from transpiler.engine.rule_pass import RulePass
+    from transpiler.knowledge.releases import catalog
+
+    templates = {"writes": "reads {{ inputs[0] }} of {{ name }}", "tests": "{% if inputs[0] == 'a' %}a{% endif %}",
+                 "builds": "{{ inputs[0] ~ '/x' }}", "producer": "{{ producer_attrs(0) }}"}
+    rules = tmp_path / "reads.yaml"
+    rules.write_text("rules:\n" + "".join(
+        "  - id: %s\n    why: a test\n    when: {target_has_op: Neg}\n    match: {op: Neg}\n    refuse: %s\n"
+        % (rule_id, json.dumps(text)) for rule_id, text in templates.items()))
+    rule_pass = RulePass(load_rules([rules]), catalog().opset("1.4"))
+    looks = {rule.id: rule_pass._looks_around(rule) for rule in rule_pass.rules if rule.id in templates}
+    assert looks == {"writes": False, "tests": True, "builds": True, "producer": True}
+    assert not rule_pass._looks_around(next(r for r in rule_pass.rules if r.id == "leaky-relu-to-relu"))

@@ -11,6 +11,7 @@ cannot apply leaves the node as it was.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
@@ -132,6 +133,9 @@ class RulePass:
         self._strip_nothing: Dict[Tuple[str, tuple], bool] = {}
         #: (op, in a function?) -> its output ports, for ops whose OpDef fixes how many outputs they have.
         self._fixed_ports: Dict[Tuple[str, bool], list] = {}
+        self._defaults: Dict[str, List[Tuple[str, object]]] = {}
+        #: Whether a node of the graph `_fixpoint` works on looks around (None: not found yet; `_has_lookers`).
+        self._lookers: Optional[bool] = None
         #: id of a rule -> (the rule, what its templates read): asked on every firing.
         self._reads: Dict[int, Tuple[Rule, Optional[frozenset]]] = {}
 
@@ -193,6 +197,7 @@ class RulePass:
         """Rounds in node order, as if each visited every node; a round visits only the nodes near a
         rewrite of the round before (`_rewrite_node`), since any other node matches as it did at its last visit."""
         pending: Optional[set] = None  # the first round visits every node
+        self._lookers = None
         for _ in range(MAX_ROUNDS):
             changed, revisit = False, set()
             for name in [n.name for n in graph.nodes] if pending is None else graph.names_among(pending):
@@ -216,7 +221,8 @@ class RulePass:
             if emitted_by == rule.id or not (op_only or self._matches(rule, graph, node)):
                 continue
             op, name = node.op, node.name
-            before = self._around(graph, [name]) if rule.action == "decompose" else set()  # the others keep its edges
+            looking = self._has_lookers(graph)
+            before = self._around(graph, [name]) if looking and rule.action == "decompose" else set()  # the others keep its edges
             self._added = []
             try:
                 detail = action(rule, graph, node, function)
@@ -225,8 +231,19 @@ class RulePass:
             if detail is not None:
                 self.fired.append(Firing(rule.id, name, op, function, detail))
                 changed = [n for n in [name] + self._added if n in graph]
+                if not looking:  # no node near them looks around; the changed ones are revisited anyway
+                    self._lookers = any(self._dispatch(graph[n].op).looks_around for n in changed)
+                    return set(changed)
                 return set(changed) | before | self._around(graph, changed)
         return None
+
+    def _has_lookers(self, graph: Graph) -> bool:
+        """Whether a node of `graph` (the one `_fixpoint` works on) looks around (_Dispatch.looks_around): when
+        none does, no rewrite has neighbours to revisit. Found once per graph, then kept up by `_rewrite_node`
+        from the nodes each rewrite changes (no other node's op changes)."""
+        if self._lookers is None:
+            self._lookers = any(self._dispatch(node.op).looks_around for node in graph.nodes)
+        return self._lookers
 
     def _around(self, graph: Graph, names: List[str]) -> set:
         """The nodes among `names`, their neighbours, and neighbours of neighbours through Identity, whose rules
@@ -269,7 +286,12 @@ class RulePass:
         if rule.action not in ("decompose", "refuse"):
             return False
         used = self._template_reads(rule)
-        return used is None or not used <= _OWN_READS
+        if used is None or used <= _OWN_READS:
+            return used is None
+        # the input names (`inputs`) only written out, which templates the memo stands in for do, decide nothing
+        from transpiler.engine.templates import writes_names_only
+
+        return not (used - {"inputs"} <= _OWN_READS and writes_names_only([t for _, t in rule.templates()]))
 
     # ---- matching ---------------------------------------------------------
     def _matches(self, rule: Rule, graph: Graph, node: Node) -> bool:
@@ -402,7 +424,7 @@ class RulePass:
         built = [(s, _copied(attrs) if attrs is not None else {k: self._attr(s.op, k, v) for k, v in s.attrs.items()})
                  for s, attrs in zip(specs, shaped.attrs)]
         self._replace(graph, node, built, outputs)
-        self.emitted.update(((function, s.name), rule.id) for s in specs)
+        self.emitted.update([((function, s.name), rule.id) for s in specs])
         return shaped.detail
 
     def _template_reads(self, rule: Rule) -> Optional[frozenset]:
@@ -454,21 +476,30 @@ class RulePass:
                    "target": self.opset.release, "has_op": self.opset.has_op, "const": const,
                    "producer_attrs": producer_attrs}
         if reads is None or "attrs" in reads:
-            context["attrs"] = self._plain_attrs(node, source)
+            context["attrs"] = self._plain_attrs(node)
         if reads is None or "dtypes" in reads:
             context["dtypes"] = opdefs.input_dtypes(source, node.attrs)
         if reads is None or "shapes" in reads:
             context["shapes"] = [known_shape(graph, t) for t in inputs]
         return context
 
-    @staticmethod
-    def _plain_attrs(node: Node, source: Optional[op_def_pb2.OpDef]) -> dict:
-        """The node's attrs as plain data, with the OpDef's defaults for those it does not set."""
+    def _plain_attrs(self, node: Node) -> dict:
+        """The node's attrs as plain data, with its source OpDef's defaults for those it does not set."""
         attrs = {k: plain(v) for k, v in node.attrs.items()}
-        for attr in source.attr if source else ():
-            if attr.name not in attrs and attr.HasField("default_value"):
-                attrs[attr.name] = plain(attr.default_value)
+        for attr, default in self._plain_defaults(node.op):
+            if attr not in attrs:  # a list or dict copied: a template may edit what it is given
+                attrs[attr] = copy.deepcopy(default) if type(default) in (list, dict) else default
         return attrs
+
+    def _plain_defaults(self, op: str) -> List[Tuple[str, object]]:
+        """(attr, plain default) of each attr of `op`'s source OpDef with a default, in its order, once per op
+        (a shared value: callers copy what they keep)."""
+        found = self._defaults.get(op)
+        if found is None:
+            source = self.source_def(op)
+            found = self._defaults[op] = [(a.name, plain(a.default_value)) for a in (source.attr if source else ())
+                                          if a.HasField("default_value")]
+        return found
 
     def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
         original_inputs = graph.inputs(node.name)
@@ -477,15 +508,16 @@ class RulePass:
         own = {spec.name: (spec.op, attrs) for spec, attrs in built}
         anchor = self._anchor(graph, node.name, original_inputs)
         nodes = []
+        tensor = (lambda text: self._template_tensor(own, text, True)) if graph.in_function else Tensor.parse
         for spec, attrs in built:
-            inputs = [self._template_tensor(own, text, graph.in_function) for text in spec.inputs]
+            inputs = [tensor(text) for text in spec.inputs]
             internal = any(t.node in own for t in inputs)
             roots = [] if internal else control + ([anchor] if anchor and not inputs else [])
             nodes.append((spec.name, spec.op, inputs, attrs, node.device if spec.device is None else spec.device,
                           spec.control_inputs + roots))
-        new = {old_ports[i]: self._template_tensor(own, text, graph.in_function) for i, text in enumerate(outputs)}
+        new = {old_ports[i]: tensor(text) for i, text in enumerate(outputs)}
         graph.replace_by(node.name, nodes, new, control_output=built[-1][0].name)
-        self._added.extend(spec.name for spec, _ in built)
+        self._added.extend([spec.name for spec, _ in built])
 
     def _output_ports(self, node: Node, in_function: bool) -> list:
         """opdefs.output_ports of `node` against its source OpDef: once per op when no attr sets how many

@@ -120,6 +120,15 @@ def reads(sources: List[str]) -> Optional[frozenset]:
     return None if None in found else frozenset().union(*found)
 
 
+def writes_names_only(sources: List[str]) -> bool:
+    """Whether templates `sources` use the node's name and input names only by writing them out as they are
+    (template_memo.memo_reads): nothing they render, ops and attrs included, then depends on those names."""
+    try:
+        return all(_facts(source).memo_reads is not None for source in sources)
+    except Exception:  # a template that does not parse: its render reports it
+        return False
+
+
 def render_text(source: str, context: Dict[str, Any]) -> str:
     """`source` rendered with `context` within the sandbox's limits; any failure is a TemplateError."""
     return _rendering(template_memo.render, source, context)

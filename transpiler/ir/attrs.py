@@ -7,7 +7,7 @@ decides which AttrValue field that becomes.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from transpiler.io.protos import attr_value_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
@@ -46,7 +46,15 @@ def dtype_enum(value: Any) -> int:
 
 
 def dtype_name(value: int) -> str:
-    return types_pb2.DataType.Name(value)
+    """The DataType's name (`DT_FLOAT`); ValueError for a number no DataType has. Kept once found: plain attrs
+    of every node a rule fires on ask it, and the enum wrapper's lookup costs a microsecond."""
+    found = _DTYPE_NAMES.get(value)
+    if found is None:
+        found = _DTYPE_NAMES[value] = types_pb2.DataType.Name(value)
+    return found
+
+
+_DTYPE_NAMES: Dict[int, str] = {}
 
 
 def make_shape(dims: Optional[list]) -> tensor_shape_pb2.TensorShapeProto:

@@ -223,8 +223,13 @@ class Graph:
         return [Tensor(u, port) for _, u, port in edges]
 
     def data_input_count(self, name: str) -> int:
-        """len(self.inputs(name)), without building the list."""
-        return sum(1 for _, d in self._in_edges(name) if d["kind"] == "data")
+        """len(self.inputs(name)), without building the list (validate asks it of every node)."""
+        count = 0
+        for keyed in self._pred[name].values():
+            for d in keyed.values():
+                if d["kind"] == "data":
+                    count += 1
+        return count
 
     def control_inputs(self, name: str) -> List[str]:
         edges = [(d["order"], u) for u, d in self._in_edges(name) if d["kind"] == "control"]
@@ -287,11 +292,12 @@ class Graph:
     def add_node(self, name: str, op: str, inputs: Iterable[Union[Tensor, str]] = (),
                  attrs: Optional[dict] = None, device: str = "",
                  control_inputs: Iterable[str] = (), extra: Optional[node_def_pb2.NodeDef] = None) -> Node:
-        if name in self:
+        data = self._node.get(name)
+        if data is not None and data.get("node") is not None:
             raise ValueError("node %r already exists" % name)
-        node = Node(name, op, dict(attrs or {}), device, extra)
-        if name in self._succ:  # a node some edge named before it was added
-            self._node[name]["node"] = node
+        node = Node(name, op, dict(attrs) if attrs else {}, device, extra)
+        if data is not None:  # a node some edge named before it was added
+            data["node"] = node
             self.set_inputs(name, inputs, control_inputs)
         else:  # nx.add_node, without its per-call overhead; a new node has no input edges to replace
             self._succ[name], self._pred[name], self._node[name] = {}, {}, {"node": node}
@@ -358,7 +364,7 @@ class Graph:
             succ[name], pred[name], nodes[name] = {}, {}, {}
         into = pred[name]
         # every input parsed before any edge is added: a bad tensor name leaves the graph as it was
-        edges = [(t.node, t.port) if type(t) is Tensor else _parse_tensor(t, in_function) for t in inputs]
+        edges = [t if type(t) is Tensor else _parse_tensor(t, in_function) for t in inputs]  # a Tensor is (node, port)
         for i, (u, port) in enumerate(edges):  # the shared key and data dicts (_data_key, _data_edge make them)
             key, data = _DATA_KEYS.get(i) or _data_key(i), _DATA_EDGES.get((port, i)) or _data_edge(port, i)
             if u not in succ:
@@ -374,7 +380,8 @@ class Graph:
             if keyed is None:
                 keyed = succ[u][name] = into[u] = {}
             keyed[("control", u)] = _CONTROL_EDGES.get(i) or _control_edge(i)
-        self._changed()
+        if self._nx is not None:  # self._changed(), without its call (lifting adds every node's edges here)
+            _clear_cache(self._nx)
 
     def add_control_input(self, name: str, src: str) -> None:
         if src not in self.control_inputs(name):
