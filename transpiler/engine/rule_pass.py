@@ -230,19 +230,23 @@ class RulePass:
                 raise RuleApplicationError("rule '%s' (%s) on node %s: %s" % (rule.id, rule.source, name, exc)) from None
             if detail is not None:
                 self.fired.append(Firing(rule.id, name, op, function, detail))
-                changed = [n for n in [name] + self._added if n in graph]
+                nodes = [near for near in map(graph.get, [name] + self._added) if near is not None]
+                changed = [near.name for near in nodes]
                 if not looking:  # no node near them looks around; the changed ones are revisited anyway
-                    self._lookers = any(self._dispatch(graph[n].op).looks_around for n in changed)
+                    self._lookers = any(map(self._looks_around_op, {near.op for near in nodes}))
                     return set(changed)
                 return set(changed) | before | self._around(graph, changed)
         return None
+
+    def _looks_around_op(self, op: str) -> bool:
+        return (self._dispatches.get(op) or self._dispatch(op)).looks_around
 
     def _has_lookers(self, graph: Graph) -> bool:
         """Whether a node of `graph` (the one `_fixpoint` works on) looks around (_Dispatch.looks_around): when
         none does, no rewrite has neighbours to revisit. Found once per graph, then kept up by `_rewrite_node`
         from the nodes each rewrite changes (no other node's op changes)."""
         if self._lookers is None:
-            self._lookers = any(self._dispatch(node.op).looks_around for node in graph.nodes)
+            self._lookers = any(map(self._looks_around_op, {node.op for node in graph.nodes}))
         return self._lookers
 
     def _around(self, graph: Graph, names: List[str]) -> set:
@@ -251,13 +255,12 @@ class RulePass:
         Consts behind Identity, used outputs, producer attrs). Control neighbours and producers behind Identity
         are taken too: revisiting a node that does not change is only work, and this walk is cheaper."""
         found, todo, seen, start = set(), list(names), set(names), set(names)
-        dispatches = self._dispatches
         while todo:
             name = todo.pop()
             node = graph.get(name)
             if node is None:
                 continue
-            if (dispatches.get(node.op) or self._dispatch(node.op)).looks_around:
+            if self._looks_around_op(node.op):
                 found.add(name)
             if name in start or node.op == "Identity":
                 for near in graph.neighbour_names(name):

@@ -447,9 +447,12 @@ class Graph:
         loses that edge either way.)"""
         if self.in_function or not nodes or nodes[-1][0] != name:
             return False
-        if any(new[0] == name or name in new[5] for new in nodes[:-1]) or name in nodes[-1][5] or \
-                any((t.node if type(t) is Tensor else _node_of(t)) == name for new in nodes for t in new[2]):
+        if any(new[0] == name or name in new[5] for new in nodes[:-1]) or name in nodes[-1][5]:
             return False
+        for new in nodes:  # loops, not any() of a generator: this runs on every rewrite of a big graph
+            for t in new[2]:
+                if (t.node if type(t) is Tensor else _node_of(t)) == name:
+                    return False
         for keyed in self._succ[name].values():
             for data in keyed.values():
                 if data["kind"] != "data" or outputs.get(data["src_port"]) != Tensor(name, data["src_port"]):
@@ -573,9 +576,10 @@ class Graph:
                 succ[nd.name], pred[nd.name], nodes[nd.name] = {}, {}, {"node": node}
         self._changed()
         for nd in node_defs:
-            inputs = list(nd.input)
-            data = [i for i in inputs if not i.startswith("^")]
-            control = [i[1:] for i in inputs if i.startswith("^")]
+            data = list(nd.input)
+            control = [i[1:] for i in data if i[:1] == "^"]
+            if control:
+                data = [i for i in data if i[:1] != "^"]
             try:
                 if pred[nd.name]:  # a second NodeDef of one name: its inputs replace the first one's
                     self.set_inputs(nd.name, data, control)
