@@ -73,6 +73,13 @@ def test_nodes_from_the_memos_shape_are_the_texts_own_and_share_one_recipe_per_k
         assert specs == from_text(context) and recipes is not None
     assert found[0][1] is found[4][1] and found[1][1] is not found[0][1]  # one key: the names' lengths
     assert found[1][0][0].inputs == ["y:1"] and found[2][0][0].inputs == ["z/q:12"]
+    braced = ('- {name: "{{ name }}/b{0}}", op: Neg, inputs: [{{ inputs[0] }}], control_inputs: ["{{ name }}/c{"],'
+              ' device: "/cpu:{{ name }}"}\n- {name: "{{ name }}", op: Relu, inputs: ["{{ name }}/b{0}}"]}\n')
+    specs, recipes = templates.shaped_nodes(braced, contexts[0])  # braces are str.format's: kept as text
+    assert recipes is not None and specs == templates._rendered_nodes(
+        templates.render_text(braced, contexts[0]), templates._node_names(contexts[0]))
+    assert specs[0].name == "n1/b{0}}" and specs[0].control_inputs == ["n1/c{"] and specs[0].device == "/cpu:n1"
+    assert specs[1].device is None
     for odd in ("1:20", "x y"):  # sexagesimal 80 in YAML 1.1 when plain; a space
         quoted = SHAPED.replace("[{{ inputs[0] }}]", '["{{ inputs[0] }}"]')
         specs, recipes = templates.shaped_nodes(quoted, {"name": "n1", "inputs": [odd], "attrs": {}})

@@ -133,6 +133,7 @@ class RulePass:
         self._strip_nothing: Dict[Tuple[str, tuple], bool] = {}
         #: (op, in a function?) -> its output ports, for ops whose OpDef fixes how many outputs they have.
         self._fixed_ports: Dict[Tuple[str, bool], list] = {}
+        #: op -> (attr, plain default) of its source OpDef's attrs with a default (`_plain_defaults`).
         self._defaults: Dict[str, List[Tuple[str, object]]] = {}
         #: Whether a node of the graph `_fixpoint` works on looks around (None: not found yet; `_has_lookers`).
         self._lookers: Optional[bool] = None

@@ -366,7 +366,7 @@ def _spec_recipes(shape: str) -> Optional[Recipes]:
         return None
     pieces = [_pieces(text) for text in strings]
     found = Recipes(_recipe(spec) for spec in specs)
-    found.text = _SEP.join(p[0] if type(p) is tuple else p.replace("{", "{{").replace("}", "}}") for p in pieces)
+    found.text = _SEP.join(p[0] if type(p) is tuple else _literal(p) for p in pieces)
     found.checked = tuple(i for i, p in enumerate(pieces) if type(p) is tuple)
     found.layout = tuple(layout)
     return found
@@ -384,8 +384,13 @@ def _pieces(value: str) -> Union[str, tuple]:
         return value
     parts = []
     for i, part in enumerate(_PLACEHOLDER.split(value)):
-        parts.append("{%d}" % (ord(part) - _FIRST) if i % 2 else part.replace("{", "{{").replace("}", "}}"))
+        parts.append("{%d}" % (ord(part) - _FIRST) if i % 2 else _literal(part))
     return ("".join(parts),)
+
+
+def _literal(text: str) -> str:
+    """`text` as literal text of a str.format string."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _has_placeholder(value: Any) -> bool:
