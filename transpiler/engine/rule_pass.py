@@ -404,7 +404,8 @@ class RulePass:
     def _do_decompose(self, rule: Rule, graph: Graph, node: Node, function: Optional[str]) -> Optional[str]:
         from transpiler.engine.templates import TemplateError, render, render_strings, shaped_nodes
 
-        context = self.template_context(graph, node, self._template_reads(rule))
+        inputs = graph.inputs(node.name)  # what the context shows and `_replace` rewires (nothing edits between)
+        context = self.template_context(graph, node, self._template_reads(rule), inputs)
         specs, recipes = shaped_nodes(rule.spec, context)
         shaped = self._shaped(rule, node.op, specs, recipes)
         if not shaped.available:
@@ -427,7 +428,7 @@ class RulePass:
             outputs = [node.name] if has_outputs else []
         built = [(s, _copied(attrs) if attrs is not None else {k: self._attr(s.op, k, v) for k, v in s.attrs.items()})
                  for s, attrs in zip(specs, shaped.attrs)]
-        self._replace(graph, node, built, outputs)
+        self._replace(graph, node, built, outputs, inputs)
         self.emitted.update([((function, s.name), rule.id) for s in specs])
         return shaped.detail
 
@@ -461,11 +462,14 @@ class RulePass:
         return found
 
     # ---- decomposition plumbing ------------------------------------------
-    def template_context(self, graph: Graph, node: Node, reads: Optional[frozenset] = None) -> dict:
+    def template_context(self, graph: Graph, node: Node, reads: Optional[frozenset] = None,
+                         inputs: Optional[List[Tensor]] = None) -> dict:
         """What a template of a rule matching `node` sees; with `reads` (the names its templates read, as
-        templates.reads finds them), only those of the costly entries (attrs, dtypes, shapes) are made."""
+        templates.reads finds them), only those of the costly entries (attrs, dtypes, shapes) are made. `inputs`:
+        `graph.inputs(node.name)`, when the caller has it."""
         source = self.source_def(node.op)
-        inputs = graph.inputs(node.name)
+        if inputs is None:
+            inputs = graph.inputs(node.name)
 
         def const(index: int):
             """The value of the Const feeding input `index` (through Identity), or None."""
@@ -505,8 +509,8 @@ class RulePass:
                                           if a.HasField("default_value")]
         return found
 
-    def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str]) -> None:
-        original_inputs = graph.inputs(node.name)
+    def _replace(self, graph: Graph, node: Node, built: List[Tuple[NodeSpec, dict]], outputs: List[str],
+                 original_inputs: List[Tensor]) -> None:
         old_ports = self._output_ports(node, graph.in_function)
         control = graph.control_inputs(node.name)
         own = {spec.name: (spec.op, attrs) for spec, attrs in built}
