@@ -551,9 +551,7 @@ class Graph:
         for u, keyed in self._pred[name].items():
             for d in keyed.values():
                 if d["kind"] == "data":
-                    port = d["src_port"]
-                    data.append((d["dst_index"], u if port is None or port == 0 and isinstance(port, int)
-                                 else "%s:%s" % (u, port)))
+                    data.append((d["dst_index"], _tensor_name(u, d["src_port"])))
                 else:
                     control.append((d["order"], "^" + u))
         if len(data) > 1:
