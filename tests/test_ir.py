@@ -408,18 +408,20 @@ def test_a_rewrite_where_no_node_looks_around_revisits_only_what_it_changed(tmp_
 
 def test_a_template_that_writes_input_names_out_as_they_are_does_not_look_around(tmp_path):
     """Reading `inputs` makes a rule look around unless its templates only write the names out (then nothing
-    they decide depends on them); testing a name, or building on it, counts."""
+    they decide depends on them), joined into other names or not (name_flow.py); testing a name, or a
+    filter on one, counts."""
     from transpiler.engine.rule_files import load_rules
     from transpiler.engine.rule_pass import RulePass
     from transpiler.knowledge.releases import catalog
 
     templates = {"writes": "reads {{ inputs[0] }} of {{ name }}", "tests": "{% if inputs[0] == 'a' %}a{% endif %}",
-                 "builds": "{{ inputs[0] ~ '/x' }}", "producer": "{{ producer_attrs(0) }}"}
+                 "joins": "{{ inputs[0] ~ '/x' }}", "measures": "{{ (inputs[0] ~ '/x') | length }}",
+                 "producer": "{{ producer_attrs(0) }}"}
     rules = tmp_path / "reads.yaml"
     rules.write_text("rules:\n" + "".join(
         "  - id: %s\n    why: a test\n    when: {target_has_op: Neg}\n    match: {op: Neg}\n    refuse: %s\n"
         % (rule_id, json.dumps(text)) for rule_id, text in templates.items()))
     rule_pass = RulePass(load_rules([rules]), catalog().opset("1.4"))
     looks = {rule.id: rule_pass._looks_around(rule) for rule in rule_pass.rules if rule.id in templates}
-    assert looks == {"writes": False, "tests": True, "builds": True, "producer": True}
+    assert looks == {"writes": False, "tests": True, "joins": False, "measures": True, "producer": True}
     assert not rule_pass._looks_around(next(r for r in rule_pass.rules if r.id == "leaky-relu-to-relu"))

@@ -4,8 +4,9 @@ jinja2 turns a template into Python in pure Python: the built-in rules' 104
 templates take 0.9 s (BERT's eight about 0.25 s, einsum's alone 0.1 s), on
 every run. The code it makes, and what the template reads of its context (template_memo's
 analyses, another walk of the tree), depend only on the template's text, jinja2's
-version, the interpreter (marshal's format) and this package's code generator
-and environment (sandbox.py, templates.py, template_memo.py). So it is stored, marshalled,
+version, the interpreter (marshal's format), this package's code generator
+and environment (sandbox.py, templates.py, template_memo.py, name_flow.py) and
+the shared macros a template may import (rules/*.j2). So it is stored, marshalled,
 under that hash in the package's ``engine/__pycache__/``, where Python keeps
 the bytecode of these modules; a template then needs neither parsing nor compiling.
 
@@ -29,6 +30,7 @@ from typing import Callable, FrozenSet, Optional, Tuple
 
 import jinja2
 
+from transpiler.engine.builtin import builtin_rules_dir
 from transpiler.io.user_cache import write_quietly
 
 #: Where the code is kept: beside the engine modules' bytecode.
@@ -36,7 +38,7 @@ CACHE_DIR = Path(__file__).resolve().parent / "__pycache__"
 #: Files this module writes there, at most (a rule file's templates beyond that are compiled every run).
 MAX_FILES = 1024
 #: The modules whose code decides what a template compiles to (a change makes every stored file stale).
-_GENERATOR_FILES = ("sandbox.py", "templates.py", "template_memo.py", "template_code.py")
+_GENERATOR_FILES = ("sandbox.py", "templates.py", "template_memo.py", "name_flow.py", "template_code.py")
 _PREFIX = "jinja-"
 #: What is kept of a template: its code, the context names it reads and those when template_memo may stand in.
 Facts = Tuple[CodeType, Optional[FrozenSet[str]], Optional[FrozenSet[str]]]
@@ -52,6 +54,8 @@ def _generator_salt() -> bytes:
         digest = hashlib.sha256(("%s\0%s\0" % (jinja2.__version__, sys.version)).encode())
         for name in _GENERATOR_FILES:
             digest.update((Path(__file__).resolve().parent / name).read_bytes())
+        for path in sorted(builtin_rules_dir().glob("*.j2")):  # what a template's imported macros do to its memo
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
         _salt = digest.digest()
     return _salt
 

@@ -3,12 +3,13 @@
 A rule that fires on 25 000 LeakyRelu nodes renders the same text 25 000
 times but for the node's own names: rendering (jinja2 in the sandbox) is most
 of the cost of a firing. When a template uses the names only by writing them
-out as they are (``{{ name }}``, ``{{ inputs[N] }}`` directly in the output:
-no filter, condition, concatenation, loop, macro or `set` sees them), its
-text for a node is its text for placeholders of the same lengths with the
-names put back. So the template is rendered once for placeholders per key
-(the lengths of the names and the values of everything else the template
-reads), and each node gets that text with its names filled in.
+out (``{{ name }}``, ``{{ inputs[i] }}``, joined into other names with ``~``,
+kept in a variable or handed to a macro that only writes them out in turn:
+name_flow.py tells), nothing it decides depends on them, and its text for a
+node is its text for placeholders of the same lengths with the names put back.
+So the template is rendered once for placeholders per key (the lengths of the
+names and the values of everything else the template reads), and each node
+gets that text with its names filled in.
 
 The sandbox's budget charges only sizes, which the same-length placeholders
 keep, so a render the memo stands in for would have passed the same limits.
@@ -26,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jinja2 import meta, nodes
 
+from transpiler.engine import name_flow
 from transpiler.ir.attrs import plain_key as _frozen
 
 #: Context entries a memoized template may read; their values (plain data) key the memo.
@@ -34,10 +36,7 @@ _DATA = frozenset({"op", "attrs", "dtypes", "shapes", "device", "target"})
 _TARGET_HELPERS = frozenset({"has_op"})
 #: Globals that are functions of their arguments alone.
 _PURE_GLOBALS = frozenset({"range"})
-_NAMES = frozenset({"name", "inputs"})
-#: Tags that could hand the names to code the check below does not see.
-_OPAQUE = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends, nodes.Macro, nodes.CallBlock,
-           nodes.FilterBlock)
+_NAMES = name_flow.NAMES
 #: Placeholder i: OPEN, chr(FIRST + i), then PAD up to the name's length: characters of the private use area,
 #: which no name has, YAML reads as plain text, and no implicit type (number, bool, null, date) matches.
 OPEN, PAD, FIRST = "\uE000", "\uE001", 0xE100
@@ -82,21 +81,16 @@ def memo_reads(source: str, env) -> Optional[frozenset]:
     used = reads(source, env)
     if used is None or not used <= _DATA | _TARGET_HELPERS | _PURE_GLOBALS | _NAMES:
         return None
-    tree = parsed(source, env)
-    if any(True for _ in tree.find_all(_OPAQUE)):
+    return used if name_flow.writes_names_only(parsed(source, env), lambda name: _module(name, env)) else None
+
+
+def _module(name: str, env) -> Optional[nodes.Template]:
+    """The syntax tree of the template `name` a template imports (the shared macros), or None."""
+    try:
+        source = env.loader.get_source(env, name)[0]
+    except Exception:  # TemplateNotFound: any other name; no loader
         return None
-    written = set()
-    for output in tree.find_all(nodes.Output):
-        for child in output.nodes:
-            if isinstance(child, nodes.Name) and child.name == "name":
-                written.add(id(child))
-            elif isinstance(child, nodes.Getitem) and isinstance(child.node, nodes.Name) and \
-                    child.node.name == "inputs" and isinstance(child.arg, nodes.Const) and \
-                    type(child.arg.value) is int and child.arg.value >= 0:
-                written.add(id(child.node))
-    if any(n.name in _NAMES and id(n) not in written for n in tree.find_all(nodes.Name)):
-        return None
-    return used
+    return parsed(source, env)
 
 
 @functools.lru_cache(maxsize=1024)
