@@ -365,8 +365,8 @@ def _visits(tmp_path, rules_text: str, nodes_text: str):
     graph = lift(text_format.Parse(SMALL.split("library")[0] + nodes_text, graph_pb2.GraphDef()))
     rule_pass = RulePass(load_rules([rules]), catalog().opset("1.4"))
     visited = []
-    real = rule_pass._rewrite_node
-    rule_pass._rewrite_node = lambda g, node, f: visited.append(node.name) or real(g, node, f)
+    real = rule_pass._idle  # asked of every node a round visits, before any rule is tried on it
+    rule_pass._idle = lambda node: visited.append(node.name) or real(node)
     rule_pass(graph)
     first_round = SMALL.split("library")[0].count("node {") + nodes_text.count("node {")
     return graph, rule_pass, visited[first_round:]
@@ -404,6 +404,28 @@ def test_a_rewrite_where_no_node_looks_around_revisits_only_what_it_changed(tmp_
     looking = own.replace("match: {op: Neg}", "match: {op: Neg, inputs: 1}")
     graph, _, second = _visits(tmp_path, looking, _NEXT_TO_LEAKY)
     assert graph["a"].op == "Sub" and "b" in second
+
+
+def test_a_node_with_only_strip_rules_and_nothing_to_strip_is_not_tried(tmp_path):
+    """The rules pass tries no rule on a node whose op has only op-wide strip rules when it has no attr the
+    target lacks (most nodes of a big graph); a node with such an attr is still tried, and stripped."""
+    from transpiler.engine.rule_files import load_rules
+    from transpiler.engine.rule_pass import RulePass
+    from transpiler.knowledge.releases import catalog
+
+    text = SMALL.split("library")[0] + (
+        'node { name: "conv" op: "Conv2D" input: "x" input: "x" attr { key: "T" value { type: DT_FLOAT } }\n'
+        '       attr { key: "strides" value { list { i: [1, 1, 1, 1] } } }\n'
+        '       attr { key: "padding" value { s: "SAME" } }\n'
+        '       attr { key: "explicit_paddings" value { list { } } } }\n')
+    graph = lift(text_format.Parse(text, graph_pb2.GraphDef()))
+    rule_pass = RulePass(load_rules(), catalog().opset("1.4"))
+    tried = []
+    real = rule_pass._rewrite_node
+    rule_pass._rewrite_node = lambda g, node, f: tried.append(node.name) or real(g, node, f)
+    rule_pass(graph)
+    assert tried == ["conv"] and "explicit_paddings" not in graph["conv"].attrs
+    assert [f.rule for f in rule_pass.fired] == ["strip-new-default-attrs"]
 
 
 def test_a_template_that_writes_input_names_out_as_they_are_does_not_look_around(tmp_path):

@@ -80,6 +80,9 @@ class _Dispatch:
     #: Whether a rule's match or templates read more than the node itself (RulePass._looks_around): a change
     #: next to the node can change what the rule does to it.
     looks_around: bool
+    #: Whether every rule is an op-only strip_default_attrs (none at all counts): then no rule applies to a node
+    #: of the op that RulePass._nothing_to_strip passes, and the pass need not visit it.
+    strips_only: bool
 
 
 class RuleApplicationError(RuleError):
@@ -203,11 +206,12 @@ class RulePass:
             changed, revisit = False, set()
             for name in [n.name for n in graph.nodes] if pending is None else graph.names_among(pending):
                 node = graph.get(name)
-                if node is not None:
-                    touched = self._rewrite_node(graph, node, function)
-                    if touched is not None:
-                        changed = True
-                        revisit |= touched
+                if node is None or self._idle(node):
+                    continue
+                touched = self._rewrite_node(graph, node, function)
+                if touched is not None:
+                    changed = True
+                    revisit |= touched
             if not changed:
                 return
             pending = revisit
@@ -238,6 +242,12 @@ class RulePass:
                     return set(changed)
                 return set(changed) | before | self._around(graph, changed)
         return None
+
+    def _idle(self, node: Node) -> bool:
+        """Whether no rule can apply to `node`, told without trying each (most nodes of a big graph have only
+        strip rules and nothing to strip)."""
+        dispatch = self._dispatches.get(node.op) or self._dispatch(node.op)
+        return dispatch.strips_only and (not dispatch.rules or self._nothing_to_strip(node))
 
     def _looks_around_op(self, op: str) -> bool:
         return (self._dispatches.get(op) or self._dispatch(op)).looks_around
@@ -278,7 +288,8 @@ class RulePass:
             found = self._dispatches[op] = _Dispatch(
                 [(rule, getattr(self, "_do_" + rule.action), rule.match.keys() <= _OP_ONLY) for rule in rules],
                 any(rule.action == "decompose" for rule in rules),
-                any(self._looks_around(rule) for rule in rules))
+                any(self._looks_around(rule) for rule in rules),
+                all(rule.action == "strip_default_attrs" and rule.match.keys() <= _OP_ONLY for rule in rules))
         return found
 
     def _looks_around(self, rule: Rule) -> bool:
