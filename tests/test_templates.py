@@ -84,3 +84,33 @@ def test_nodes_from_the_memos_shape_are_the_texts_own_and_share_one_recipe_per_k
         quoted = SHAPED.replace("[{{ inputs[0] }}]", '["{{ inputs[0] }}"]')
         specs, recipes = templates.shaped_nodes(quoted, {"name": "n1", "inputs": [odd], "attrs": {}})
         assert specs[0].inputs == [odd] and recipes is None
+
+
+def test_renders_collect_their_cycles_while_a_conversion_pauses_collection():
+    """While a conversion pauses cyclic collection (collections_paused), nothing is collected on its own, but
+    every RENDERS_PER_COLLECTION-th render collects the young generation, so the cycles renders leave behind
+    do not pile up; the collector is back on after the pause."""
+    import gc
+    import weakref
+
+    from transpiler.engine import sandbox
+    from transpiler.ir.graph import collections_paused
+
+    class Cycle:
+        pass
+
+    env = sandbox.LimitedSandbox()
+    template = env.from_string("{% macro m(x) %}{{ x }}{% endmacro %}{{ m(name) }}")
+    assert gc.isenabled()
+    with collections_paused():
+        assert not gc.isenabled()
+        while env._renders % sandbox.RENDERS_PER_COLLECTION != sandbox.RENDERS_PER_COLLECTION - 1:
+            env.render(template, {"name": "n"})
+        cycle = Cycle()
+        cycle.me = cycle
+        alive = weakref.ref(cycle)
+        del cycle
+        assert alive() is not None  # no automatic collection while paused
+        assert env.render(template, {"name": "n"}) == "n"
+        assert alive() is None
+    assert gc.isenabled()

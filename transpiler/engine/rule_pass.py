@@ -19,7 +19,7 @@ from transpiler.engine import RuleError
 from transpiler.errors import TranspileError
 from transpiler.io.protos import attr_value_pb2, op_def_pb2
 from transpiler.ir.attrs import AttrError, make_attr, plain, plain_key
-from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor, young_collections_only
+from transpiler.ir.graph import Graph, GraphDefIR, Node, Tensor, collections_paused
 from transpiler.ir.values import const_value, known_shape, producer
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.opdefs import attr_default as _default
@@ -193,7 +193,7 @@ class RulePass:
 
     # ---- driving ----------------------------------------------------------
     def __call__(self, ir: GraphDefIR, opset: Optional[Opset] = None) -> None:
-        with young_collections_only():  # a big graph's objects are not walked again and again
+        with collections_paused():  # a big graph's objects are not walked again and again
             for function, graph in ir.graphs():
                 self._fixpoint(graph, function)
 

@@ -21,7 +21,7 @@ from transpiler.engine.rule_pass import Firing
 from transpiler.errors import IncompatibleModel, TranspileError
 from transpiler.io.protos import meta_graph_pb2
 from transpiler.io.readers import Kind, Model, read_model
-from transpiler.ir.graph import GraphDefIR, lift, young_collections_only
+from transpiler.ir.graph import GraphDefIR, lift, collections_paused
 from transpiler.knowledge import opdefs
 from transpiler.knowledge.releases import Opset, catalog
 from transpiler.options import ConvertOptions
@@ -67,9 +67,10 @@ def convert(path: Path, out: Path, options: ConvertOptions, keep: Optional[list]
     options = options.replace(output_form=FORMS[output_kind(Path(out))])
     if options.freeze and options.output_form != "graph_def":
         raise TranspileError("--freeze writes a frozen GraphDef: name OUT *.pb or *.pbtxt")
-    # The IR makes no reference cycles, and a full collection walks all of it: every stage of a big graph's
-    # conversion (lift, passes, validating, ordering, lowering, writing) allocates enough to trigger many.
-    with young_collections_only():
+    # The IR makes no reference cycles, and each collection walks all of it made since the last: every stage
+    # of a big graph's conversion (lift, passes, validating, ordering, lowering, writing) allocates enough to
+    # trigger many, and next to none of them finds garbage.
+    with collections_paused():
         result = plan(read_model(path, options.checkpoint), options)
         if result.report.blocking:
             raise IncompatibleModel(result.report.summary(), result.report)
