@@ -547,8 +547,14 @@ class Graph:
     def _input_names(self, name: str) -> List[str]:
         """The NodeDef inputs of `name`: its data inputs in order (`node`, `node:N`), then `^node` per control
         input in order."""
+        pred = self._pred[name]
+        if len(pred) == 1:  # one producer over one edge (most nodes of a chain): no pairs made and sorted
+            (u, keyed), = pred.items()
+            if len(keyed) == 1:
+                d, = keyed.values()
+                return [_tensor_name(u, d["src_port"]) if d["kind"] == "data" else "^" + u]
         data, control = [], []
-        for u, keyed in self._pred[name].items():
+        for u, keyed in pred.items():
             for d in keyed.values():
                 if d["kind"] == "data":
                     data.append((d["dst_index"], _tensor_name(u, d["src_port"])))
