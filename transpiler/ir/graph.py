@@ -44,7 +44,19 @@ def collections_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            _age_all()
             gc.enable()
+
+
+def _age_all() -> None:
+    """Move every tracked object to the oldest generation, at once: what was made while collection was paused
+    would otherwise count as young, and the first allocation after it resumes would walk all of it (0.7 s at
+    100 000 nodes). The oldest generation is still collected (full collections), so no garbage is kept for good.
+    gc.freeze then gc.unfreeze does it in O(1); not when the program froze objects of its own (a pre-fork
+    server), which unfreeze would thaw."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 #: Function-body outputs are named ``node:out_arg:index``; graph outputs ``node:index``.
