@@ -373,17 +373,18 @@ def _run_ended(argv: List[str]) -> int:
         output.end_progress()
 
 
-#: Cyclic garbage collection thresholds while a command runs (Python's default: 700, 10, 10). The young
-#: generation is still collected (every million allocations), so cycles made and dropped soon (tracebacks,
-#: template renders) are freed; the older ones, which hold the IR, are next to never re-scanned: at
-#: (100 000, 20, 10) their scans were still about a tenth of a 100 000-node conversion's CPU time.
+#: Cyclic garbage collection thresholds while a command runs (Python's default: 700, 10, 10), for the work
+#: outside ir.graph.collections_paused (which a conversion, lifting and lowering run under): reading a model,
+#: `check`'s validation, reports. The young generation is still collected (every million allocations), so
+#: cycles made and dropped soon (tracebacks, template renders) are freed; the older ones, which hold the IR,
+#: are next to never re-scanned.
 GC_THRESHOLDS = (1_000_000, 100, 100)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command line; the exit status (0 done, 1 refused or failing, 2 usage, 3 bug, 130 Ctrl-C)."""
-    # A conversion allocates millions of small dicts that live to its end (the IR); at the default thresholds
-    # the collector re-scans them so often that it takes a third of lifting a large graph. The pipeline makes
+    # A command allocates millions of small dicts that live to its end (the IR); at the default thresholds the
+    # collector re-scans them so often that it took a third of lifting a large graph. The pipeline makes
     # little cyclic garbage, so collecting less often costs no memory to speak of.
     thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
